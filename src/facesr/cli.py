@@ -39,8 +39,9 @@ for _module in (_restore, _data, _train, _eval, _genuine, _export, _demo):
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI and return its exit status (FacesrError -> one line on stderr, status 2)."""
     try:
-        result = cli.main(args=list(argv) if argv is not None else None, prog_name="facesr",
-                          standalone_mode=False)
+        result = cli.main(
+            args=list(argv) if argv is not None else None, prog_name="facesr", standalone_mode=False
+        )
     except FacesrError as exc:
         print(f"facesr: error: {exc}", file=sys.stderr)
         return 2

@@ -83,9 +83,7 @@ def open_image(source: str | os.PathLike[str] | bytes, *, max_pixels: int = MAX_
             img = Image.open(fh)
             w, h = img.size
             if w * h > max_pixels:
-                raise ImageReadError(
-                    f"{name}: {w}x{h} image is larger than the {max_pixels:,}-pixel limit"
-                )
+                raise ImageReadError(f"{name}: {w}x{h} image is larger than the {max_pixels:,}-pixel limit")
             if min(w, h) < MIN_SIDE:
                 raise ImageReadError(f"{name}: {w}x{h} image is too small")
             img.load()
@@ -96,11 +94,23 @@ def open_image(source: str | os.PathLike[str] | bytes, *, max_pixels: int = MAX_
     except UnidentifiedImageError:
         raise ImageReadError(f"{name}: not a recognised image format") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise ImageReadError(f"{name}: refused as a possible decompression bomb (too many pixels)") from None
+        raise ImageReadError(
+            f"{name}: image is larger than the {max_pixels:,}-pixel limit (possible decompression bomb)"
+        ) from None
     except PermissionError:
         raise ImageReadError(f"{name}: permission denied") from None
-    except (OSError, SyntaxError, ValueError, EOFError, MemoryError, TypeError, IndexError,
-            KeyError, ZeroDivisionError, RuntimeError) as exc:
+    except (
+        OSError,
+        SyntaxError,
+        ValueError,
+        EOFError,
+        MemoryError,
+        TypeError,
+        IndexError,
+        KeyError,
+        ZeroDivisionError,
+        RuntimeError,
+    ) as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise ImageReadError(f"{name}: cannot decode image ({reason})") from None
 
@@ -160,8 +170,14 @@ def write_image(path: str | os.PathLike[str], array: np.ndarray, **save_kwargs: 
     """Atomically write an image; the format follows the extension (default PNG)."""
     path = Path(path)
     ext = path.suffix.lower()
-    fmt = {".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".bmp": "BMP", ".tif": "TIFF",
-           ".tiff": "TIFF"}.get(ext, "PNG")
+    fmt = {
+        ".jpg": "JPEG",
+        ".jpeg": "JPEG",
+        ".webp": "WEBP",
+        ".bmp": "BMP",
+        ".tif": "TIFF",
+        ".tiff": "TIFF",
+    }.get(ext, "PNG")
     if fmt == "JPEG":
         save_kwargs.setdefault("quality", 95)
     atomic_write_bytes(path, encode_image(array, fmt, **save_kwargs))

@@ -28,9 +28,7 @@ def data_root(override: str | os.PathLike[str] | None = None, *, must_exist: boo
         root = DEFAULT_DATA
     root = root.expanduser()
     if must_exist and not root.is_dir():
-        raise DataError(
-            f"face data folder {str(root)!r} not found; pass --data DIR or set FACESR_DATA"
-        )
+        raise DataError(f"face data folder {str(root)!r} not found; pass --data DIR or set FACESR_DATA")
     return root
 
 

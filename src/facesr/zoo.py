@@ -32,7 +32,7 @@ ZOO_FILE = WEIGHTS_DIR / "zoo.json"
 HR_SIZE = 128
 
 #: Modules imported (lazily, on first load) so that their ``@register_arch`` builders exist.
-ARCH_MODULES = ("facesr.nets.jdsr", "facesr.nets.cr", "facesr.nets.baselines")
+ARCH_MODULES = ("facesr.nets.jdsr", "facesr.nets.cr", "facesr.nets.baselines", "facesr.nets.peers")
 
 _ARCHS: dict[str, Callable[..., nn.Module]] = {}
 
@@ -72,8 +72,15 @@ class Restorer(nn.Module):
     (the JDSR generator returns the noise map, denoised LR, coarse image, priors and SR).
     """
 
-    def __init__(self, net: nn.Module, *, name: str, scale: int, output_key: str | None = None,
-                 meta: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        net: nn.Module,
+        *,
+        name: str,
+        scale: int,
+        output_key: str | None = None,
+        meta: dict[str, str] | None = None,
+    ) -> None:
         super().__init__()
         self.net = net
         self.name = name
@@ -133,8 +140,14 @@ def _read_zoo() -> dict[str, ZooEntry]:
 def list_models() -> list[ZooEntry]:
     """Named models, including the built-in bicubic baselines."""
     builtin = [
-        ZooEntry(name=f"bicubic-x{s}", file="", sha256="", scale=s, task="baseline",
-                 description="antialiased bicubic up-sampling (no weights)")
+        ZooEntry(
+            name=f"bicubic-x{s}",
+            file="",
+            sha256="",
+            scale=s,
+            task="baseline",
+            description="antialiased bicubic up-sampling (no weights)",
+        )
         for s in (4, 8)
     ]
     return builtin + list(_read_zoo().values())
@@ -148,9 +161,17 @@ def sha256_file(path: str | os.PathLike[str]) -> str:
     return h.hexdigest()
 
 
-def save_weights(net: nn.Module, path: str | os.PathLike[str], *, arch: str, args: dict[str, Any],
-                 scale: int, output_key: str | None = None, dtype: torch.dtype | None = torch.float16,
-                 extra: dict[str, str] | None = None) -> None:
+def save_weights(
+    net: nn.Module,
+    path: str | os.PathLike[str],
+    *,
+    arch: str,
+    args: dict[str, Any],
+    scale: int,
+    output_key: str | None = None,
+    dtype: torch.dtype | None = torch.float16,
+    extra: dict[str, str] | None = None,
+) -> None:
     """Write ``net``'s state dict as safetensors (atomically) with the metadata to rebuild it."""
     from safetensors.torch import save_file
 
@@ -162,8 +183,12 @@ def save_weights(net: nn.Module, path: str | os.PathLike[str], *, arch: str, arg
         if dtype is not None and t.is_floating_point():
             t = t.to(dtype)
         state[k] = t.contiguous()
-    meta = {"facesr.arch": arch, "facesr.args": json.dumps(args, sort_keys=True),
-            "facesr.scale": str(int(scale)), "facesr.output_key": output_key or ""}
+    meta = {
+        "facesr.arch": arch,
+        "facesr.args": json.dumps(args, sort_keys=True),
+        "facesr.scale": str(int(scale)),
+        "facesr.output_key": output_key or "",
+    }
     meta.update(extra or {})
     with atomic_path(path) as tmp:
         save_file(state, str(tmp), metadata=meta)
@@ -179,8 +204,10 @@ def _load_file(path: Path, name: str, scale: int | None, device: str | torch.dev
     except (SafetensorError, OSError, ValueError) as exc:
         raise ModelError(f"{path}: not a readable safetensors weights file ({exc})") from None
     if "facesr.arch" not in meta:
-        raise ModelError(f"{path}: safetensors file has no facesr metadata (facesr.arch); "
-                         "was it written by facesr.zoo.save_weights?")
+        raise ModelError(
+            f"{path}: safetensors file has no facesr metadata (facesr.arch); "
+            "was it written by facesr.zoo.save_weights?"
+        )
     file_scale = int(meta.get("facesr.scale", "0"))
     if scale is not None and file_scale and scale != file_scale:
         raise ModelError(f"{name}: model is x{file_scale}, but x{scale} was asked for")
@@ -189,16 +216,28 @@ def _load_file(path: Path, name: str, scale: int | None, device: str | torch.dev
     state = {k: v.to(own[k].dtype) if k in own else v for k, v in state.items()}
     missing, unexpected = net.load_state_dict(state, strict=False)
     if missing or unexpected:
-        raise ModelError(f"{path}: weights do not fit architecture {meta['facesr.arch']!r} "
-                         f"(missing {list(missing)[:3]}, unexpected {list(unexpected)[:3]})")
+        raise ModelError(
+            f"{path}: weights do not fit architecture {meta['facesr.arch']!r} "
+            f"(missing {list(missing)[:3]}, unexpected {list(unexpected)[:3]})"
+        )
     net.eval().requires_grad_(False)
-    restorer = Restorer(net, name=name, scale=file_scale or scale or 4,
-                        output_key=meta.get("facesr.output_key") or None, meta=meta)
+    restorer = Restorer(
+        net,
+        name=name,
+        scale=file_scale or scale or 4,
+        output_key=meta.get("facesr.output_key") or None,
+        meta=meta,
+    )
     return restorer.to(device)
 
 
-def load_model(name_or_path: str | os.PathLike[str], *, scale: int | None = None,
-               device: str | torch.device = "cpu", verify: bool = True) -> Restorer:
+def load_model(
+    name_or_path: str | os.PathLike[str],
+    *,
+    scale: int | None = None,
+    device: str | torch.device = "cpu",
+    verify: bool = True,
+) -> Restorer:
     """Load a named zoo model (``jdsr-lite-x4``, ``bicubic``...) or a safetensors path.
 
     ``bicubic`` needs ``scale`` (or use ``bicubic-x4`` / ``bicubic-x8``). Zoo files are checked
@@ -216,11 +255,15 @@ def load_model(name_or_path: str | os.PathLike[str], *, scale: int | None = None
     if name in zoo:
         entry = zoo[name]
         if not entry.path.is_file():
-            raise ModelError(f"model {name!r}: weights file {entry.path} is missing; reinstall facesr "
-                             "or run `facesr models` to see what is installed")
+            raise ModelError(
+                f"model {name!r}: weights file {entry.path} is missing; reinstall facesr "
+                "or run `facesr models` to see what is installed"
+            )
         if verify and entry.sha256 and sha256_file(entry.path) != entry.sha256:
-            raise ModelError(f"model {name!r}: {entry.path.name} fails its sha256 check (corrupt or "
-                             "replaced file); reinstall facesr to restore it")
+            raise ModelError(
+                f"model {name!r}: {entry.path.name} fails its sha256 check (corrupt or "
+                "replaced file); reinstall facesr to restore it"
+            )
         return _load_file(entry.path, name, scale, device)
     path = Path(name).expanduser()
     if path.suffix == ".safetensors" or path.exists():

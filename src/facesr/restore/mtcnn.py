@@ -1,0 +1,304 @@
+"""MTCNN face detector (PNet -> RNet -> ONet) in plain PyTorch, with 5 landmarks per face.
+
+Why our own copy: the restore pipeline must find faces down to ~10-12 px across, on CPU, without
+torchvision or facenet-pytorch's old version pins. MTCNN (Zhang et al., 2016) is small (0.5 M
+parameters) and its image pyramid reaches tiny faces. The weights are facenet-pytorch's
+(MIT), converted once by ``scripts/convert_mtcnn.py`` into ``weights/mtcnn.safetensors``; the
+layer names and the box/landmark arithmetic follow facenet-pytorch's ``detect_face`` so the
+converted weights behave as they were trained. Differences from facenet-pytorch: crops that
+leave the image are zero-padded (as in the original MTCNN) instead of clipped and stretched,
+NMS is our own (vectorised IoU matrix, greedy pass), and the RNet/ONet stages run batched.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from facesr.errors import ModelError
+
+WEIGHTS = Path(__file__).resolve().parents[1] / "weights" / "mtcnn.safetensors"
+#: Most candidate boxes kept (by score) before an NMS, so a textured 1080p photo cannot make the
+#: IoU matrix blow up memory.
+MAX_NMS_CANDIDATES = 6000
+
+
+class PNet(nn.Module):
+    """Proposal net: fully convolutional, 12x12 receptive field, stride 2."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 10, kernel_size=3)
+        self.prelu1 = nn.PReLU(10)
+        self.pool1 = nn.MaxPool2d(2, 2, ceil_mode=True)
+        self.conv2 = nn.Conv2d(10, 16, kernel_size=3)
+        self.prelu2 = nn.PReLU(16)
+        self.conv3 = nn.Conv2d(16, 32, kernel_size=3)
+        self.prelu3 = nn.PReLU(32)
+        self.conv4_1 = nn.Conv2d(32, 2, kernel_size=1)
+        self.conv4_2 = nn.Conv2d(32, 4, kernel_size=1)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = self.pool1(self.prelu1(self.conv1(x)))
+        x = self.prelu3(self.conv3(self.prelu2(self.conv2(x))))
+        return self.conv4_2(x), torch.softmax(self.conv4_1(x), dim=1)
+
+
+class RNet(nn.Module):
+    """Refinement net on 24x24 crops."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 28, kernel_size=3)
+        self.prelu1 = nn.PReLU(28)
+        self.pool1 = nn.MaxPool2d(3, 2, ceil_mode=True)
+        self.conv2 = nn.Conv2d(28, 48, kernel_size=3)
+        self.prelu2 = nn.PReLU(48)
+        self.pool2 = nn.MaxPool2d(3, 2, ceil_mode=True)
+        self.conv3 = nn.Conv2d(48, 64, kernel_size=2)
+        self.prelu3 = nn.PReLU(64)
+        self.dense4 = nn.Linear(576, 128)
+        self.prelu4 = nn.PReLU(128)
+        self.dense5_1 = nn.Linear(128, 2)
+        self.dense5_2 = nn.Linear(128, 4)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = self.pool1(self.prelu1(self.conv1(x)))
+        x = self.pool2(self.prelu2(self.conv2(x)))
+        x = self.prelu3(self.conv3(x))
+        # The weights were converted from Caffe/TF with a (W, H) flatten order; keep it.
+        x = self.prelu4(self.dense4(x.permute(0, 3, 2, 1).reshape(x.shape[0], -1)))
+        return self.dense5_2(x), torch.softmax(self.dense5_1(x), dim=1)
+
+
+class ONet(nn.Module):
+    """Output net on 48x48 crops: score, box regression and 5 landmarks."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 32, kernel_size=3)
+        self.prelu1 = nn.PReLU(32)
+        self.pool1 = nn.MaxPool2d(3, 2, ceil_mode=True)
+        self.conv2 = nn.Conv2d(32, 64, kernel_size=3)
+        self.prelu2 = nn.PReLU(64)
+        self.pool2 = nn.MaxPool2d(3, 2, ceil_mode=True)
+        self.conv3 = nn.Conv2d(64, 64, kernel_size=3)
+        self.prelu3 = nn.PReLU(64)
+        self.pool3 = nn.MaxPool2d(2, 2, ceil_mode=True)
+        self.conv4 = nn.Conv2d(64, 128, kernel_size=2)
+        self.prelu4 = nn.PReLU(128)
+        self.dense5 = nn.Linear(1152, 256)
+        self.prelu5 = nn.PReLU(256)
+        self.dense6_1 = nn.Linear(256, 2)
+        self.dense6_2 = nn.Linear(256, 4)
+        self.dense6_3 = nn.Linear(256, 10)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        x = self.pool1(self.prelu1(self.conv1(x)))
+        x = self.pool2(self.prelu2(self.conv2(x)))
+        x = self.pool3(self.prelu3(self.conv3(x)))
+        x = self.prelu4(self.conv4(x))
+        x = self.prelu5(self.dense5(x.permute(0, 3, 2, 1).reshape(x.shape[0], -1)))
+        return self.dense6_2(x), self.dense6_3(x), torch.softmax(self.dense6_1(x), dim=1)
+
+
+@dataclass
+class Detections:
+    """Faces found in one image. ``boxes`` are ``N x 4`` (x1, y1, x2, y2) in pixels, ``scores``
+    ``N``, ``landmarks`` ``N x 5 x 2`` (x, y): left eye, right eye, nose, left and right mouth
+    corner ("left" = image left), sorted by descending score."""
+
+    boxes: np.ndarray
+    scores: np.ndarray
+    landmarks: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.scores)
+
+
+def nms(boxes: torch.Tensor, scores: torch.Tensor, threshold: float, mode: str = "union") -> torch.Tensor:
+    """Greedy non-maximum suppression; returns kept indices, best score first.
+
+    The pairwise overlap is one vectorised matrix; the greedy pass then walks the sorted boxes
+    once, dropping every later box that overlaps a kept one by more than ``threshold``. ``mode``
+    "min" divides the intersection by the smaller area (MTCNN's last stage), "union" by the union.
+    Areas use MTCNN's inclusive-pixel convention (``x2 - x1 + 1``).
+    """
+    if boxes.numel() == 0:
+        return torch.empty(0, dtype=torch.long, device=boxes.device)
+    order = torch.argsort(scores, descending=True)[:MAX_NMS_CANDIDATES]
+    b = boxes[order].double()
+    area = (b[:, 2] - b[:, 0] + 1) * (b[:, 3] - b[:, 1] + 1)
+    iw = (torch.minimum(b[:, None, 2], b[None, :, 2]) - torch.maximum(b[:, None, 0], b[None, :, 0]) + 1).clamp(min=0)
+    ih = (torch.minimum(b[:, None, 3], b[None, :, 3]) - torch.maximum(b[:, None, 1], b[None, :, 1]) + 1).clamp(min=0)
+    inter = iw * ih
+    denom = torch.minimum(area[:, None], area[None, :]) if mode == "min" else area[:, None] + area[None, :] - inter
+    over = (inter / denom > threshold).cpu().numpy()
+    n = len(order)
+    removed = np.zeros(n, dtype=bool)
+    keep = []
+    for i in range(n):
+        if removed[i]:
+            continue
+        keep.append(i)
+        removed |= over[i]
+    return order[torch.as_tensor(keep, dtype=torch.long, device=order.device)]
+
+
+def _square(boxes: torch.Tensor) -> torch.Tensor:
+    """Grow boxes to squares around their centres (MTCNN's ``rerec``)."""
+    out = boxes.clone()
+    w = boxes[:, 2] - boxes[:, 0]
+    h = boxes[:, 3] - boxes[:, 1]
+    side = torch.maximum(w, h)
+    out[:, 0] = boxes[:, 0] + w * 0.5 - side * 0.5
+    out[:, 1] = boxes[:, 1] + h * 0.5 - side * 0.5
+    out[:, 2] = out[:, 0] + side
+    out[:, 3] = out[:, 1] + side
+    return out
+
+
+def _regress(boxes: torch.Tensor, reg: torch.Tensor) -> torch.Tensor:
+    """Apply box regression offsets (fractions of the inclusive width/height)."""
+    out = boxes.clone()
+    w = boxes[:, 2] - boxes[:, 0] + 1
+    h = boxes[:, 3] - boxes[:, 1] + 1
+    out[:, 0] = boxes[:, 0] + reg[:, 0] * w
+    out[:, 1] = boxes[:, 1] + reg[:, 1] * h
+    out[:, 2] = boxes[:, 2] + reg[:, 2] * w
+    out[:, 3] = boxes[:, 3] + reg[:, 3] * h
+    return out
+
+
+def _crops(img: torch.Tensor, boxes: torch.Tensor, size: int) -> torch.Tensor:
+    """Cut each box out of ``img`` (1 x 3 x H x W, zero outside) and area-resize to ``size``.
+
+    Boxes are MTCNN's 1-based inclusive coordinates, truncated to integers as in the reference.
+    """
+    _, _, h, w = img.shape
+    ib = boxes[:, :4].trunc().long().cpu().numpy()
+    out = torch.empty(len(ib), 3, size, size, dtype=img.dtype, device=img.device)
+    for k, (x1, y1, x2, y2) in enumerate(ib):
+        x0, y0 = x1 - 1, y1 - 1  # 0-based start, exclusive end x2 / y2
+        cw, ch = max(int(x2 - x0), 1), max(int(y2 - y0), 1)
+        sx0, sy0, sx1, sy1 = max(x0, 0), max(y0, 0), min(x2, w), min(y2, h)
+        if sx1 <= sx0 or sy1 <= sy0:
+            out[k] = 0.0
+            continue
+        if sx0 == x0 and sy0 == y0 and sx1 == x2 and sy1 == y2:
+            crop = img[:, :, sy0:sy1, sx0:sx1]
+        else:
+            crop = img.new_zeros(1, 3, ch, cw)
+            crop[:, :, sy0 - y0:sy1 - y0, sx0 - x0:sx1 - x0] = img[:, :, sy0:sy1, sx0:sx1]
+        out[k] = F.interpolate(crop, size=(size, size), mode="area")[0]
+    return out
+
+
+class MTCNN(nn.Module):
+    """Three-stage cascade. ``detect(image)`` takes ``H x W x 3`` uint8 RGB and returns Detections.
+
+    ``min_size`` is the smallest face (box side, pixels) searched for: the pyramid starts at
+    scale ``12 / min_size``, so faces smaller than PNet's 12 px window are up-sampled to it.
+    ``thresholds`` are the per-stage face probabilities; ``factor`` is the pyramid step.
+    """
+
+    def __init__(self, min_size: float = 12.0, thresholds: tuple[float, float, float] = (0.6, 0.7, 0.7),
+                 factor: float = 0.709, batch_size: int = 512) -> None:
+        super().__init__()
+        self.pnet, self.rnet, self.onet = PNet(), RNet(), ONet()
+        self.min_size = float(min_size)
+        self.thresholds = tuple(float(t) for t in thresholds)
+        self.factor = float(factor)
+        self.batch_size = int(batch_size)
+
+    def load_weights(self, path: Path = WEIGHTS) -> MTCNN:
+        """Load the converted facenet-pytorch weights (safetensors; nothing is unpickled)."""
+        from safetensors.torch import load_file
+
+        if not Path(path).is_file():
+            raise ModelError(f"MTCNN weights {path} are missing; reinstall facesr or run "
+                             "`python scripts/convert_mtcnn.py facenet_pytorch-2.6.0-py3-none-any.whl`")
+        self.load_state_dict(load_file(str(path)))
+        return self.eval().requires_grad_(False)
+
+    def _batched(self, net: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        outs = [net(x[i:i + self.batch_size]) for i in range(0, len(x), self.batch_size)]
+        return tuple(torch.cat(parts) for parts in zip(*outs, strict=True))
+
+    def scales(self, h: int, w: int) -> list[float]:
+        """The image pyramid: from ``12/min_size`` down by ``factor`` while the short side >= 12."""
+        m = 12.0 / self.min_size
+        minl = min(h, w) * m
+        out, s = [], m
+        while minl >= 12:
+            out.append(s)
+            s *= self.factor
+            minl *= self.factor
+        return out
+
+    @torch.inference_mode()
+    def detect(self, image: np.ndarray) -> Detections:
+        """Detect faces in one ``H x W x 3`` uint8 RGB image."""
+        if image.ndim != 3 or image.shape[2] != 3:
+            raise ValueError(f"expected H x W x 3 image, got shape {image.shape}")
+        device = next(self.parameters()).device
+        img = torch.as_tensor(np.ascontiguousarray(image), device=device).permute(2, 0, 1)[None].float()
+        h, w = image.shape[:2]
+        empty = Detections(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros((0, 5, 2), np.float32))
+
+        # Stage 1: PNet over the pyramid; NMS per scale, then across scales.
+        cands = []
+        for scale in self.scales(h, w):
+            data = F.interpolate(img, size=(int(h * scale + 1), int(w * scale + 1)), mode="area")
+            reg, prob = self.pnet((data - 127.5) * 0.0078125)
+            p = prob[0, 1]
+            ys, xs = torch.nonzero(p >= self.thresholds[0], as_tuple=True)
+            if len(ys) == 0:
+                continue
+            grid = torch.stack([xs, ys], 1).to(img.dtype)
+            q1 = ((2 * grid + 1) / scale).floor()
+            q2 = ((2 * grid + 12) / scale).floor()
+            b = torch.cat([q1, q2, p[ys, xs][:, None], reg[0, :, ys, xs].T], 1)
+            cands.append(b[nms(b[:, :4], b[:, 4], 0.5)])
+        if not cands:
+            return empty
+        boxes = torch.cat(cands)
+        boxes = boxes[nms(boxes[:, :4], boxes[:, 4], 0.7)]
+        boxes = _square(torch.cat([_regress(boxes[:, :4], boxes[:, 5:9]), boxes[:, 4:5]], 1))
+
+        # Stage 2: RNet on 24x24 crops, batched.
+        reg, prob = self._batched(self.rnet, (_crops(img, boxes, 24) - 127.5) * 0.0078125)
+        ok = prob[:, 1] > self.thresholds[1]
+        boxes = torch.cat([boxes[ok, :4], prob[ok, 1:2]], 1)
+        reg = reg[ok]
+        if len(boxes) == 0:
+            return empty
+        keep = nms(boxes[:, :4], boxes[:, 4], 0.7)
+        boxes = _square(torch.cat([_regress(boxes[keep, :4], reg[keep]), boxes[keep, 4:5]], 1))
+
+        # Stage 3: ONet on 48x48 crops: final score, box and landmarks.
+        reg, pts, prob = self._batched(self.onet, (_crops(img, boxes, 48) - 127.5) * 0.0078125)
+        ok = prob[:, 1] > self.thresholds[2]
+        boxes, reg, pts = torch.cat([boxes[ok, :4], prob[ok, 1:2]], 1), reg[ok], pts[ok]
+        if len(boxes) == 0:
+            return empty
+        bw = (boxes[:, 2] - boxes[:, 0] + 1)[:, None]
+        bh = (boxes[:, 3] - boxes[:, 1] + 1)[:, None]
+        lm = torch.stack([bw * pts[:, :5] + boxes[:, 0:1] - 1, bh * pts[:, 5:] + boxes[:, 1:2] - 1], 2)
+        boxes = torch.cat([_regress(boxes[:, :4], reg), boxes[:, 4:5]], 1)
+        keep = nms(boxes[:, :4], boxes[:, 4], 0.7, mode="min")
+        boxes, lm = boxes[keep], lm[keep]
+        return Detections(boxes[:, :4].cpu().numpy().astype(np.float32), boxes[:, 4].cpu().numpy().astype(np.float32),
+                          lm.cpu().numpy().astype(np.float32))
+
+
+@lru_cache(maxsize=4)
+def load_mtcnn(device: str = "cpu") -> MTCNN:
+    """The detector with its weights, cached per device (thresholds are per-call attributes)."""
+    return MTCNN().load_weights().to(device)
