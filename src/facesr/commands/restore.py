@@ -1,9 +1,268 @@
-"""`facesr` sub-commands for this area (see facesr.cli). Heavy imports stay inside command bodies."""
+"""`facesr restore` (whole photos or aligned crops) and `facesr models` (the zoo).
+
+Heavy imports (torch, the pipeline) happen inside the command bodies so `facesr --help` is fast.
+Exit status: 0 all files done, 1 some file failed (each with a one-line reason in the output and
+the report), 2 usage / user error (bad option, unwritable output folder, unknown model).
+"""
 
 from __future__ import annotations
 
+import glob
+import os
+import sys
+import time
+from pathlib import Path
+
 import click
+
+#: Suffixes the restore command accepts when a file is named explicitly (matches facesr.io).
+_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
+
+
+def _expand_inputs(inputs: tuple[str, ...]) -> list[tuple[Path, Path]]:
+    """Files, folders (recursive) and globs -> [(path, name relative to its root)], in order, unique."""
+    from facesr.io import list_images
+
+    out: list[tuple[Path, Path]] = []
+    seen: set[Path] = set()
+
+    def add(path: Path, rel: Path) -> None:
+        key = path.resolve()
+        if key not in seen:
+            seen.add(key)
+            out.append((path, rel))
+
+    for item in inputs:
+        p = Path(item).expanduser()
+        if p.is_dir():
+            for f in list_images(p):
+                add(f, f.relative_to(p))
+        elif p.exists() or p.is_symlink():
+            add(p, Path(p.name))
+        elif any(ch in item for ch in "*?["):
+            matches = sorted(glob.glob(item, recursive=True))
+            files = [Path(m) for m in matches if Path(m).is_file()]
+            for f in files or [p]:  # no match: reported as a failed input ("no such file")
+                add(f, Path(f.name))
+        else:
+            add(p, Path(p.name))  # reported as a failed file ("no such file"), others still run
+    return out
+
+
+def _check_output_dir(out: Path) -> None:
+    from facesr.errors import FacesrError
+
+    if out.exists() and not out.is_dir():
+        raise FacesrError(f"output {out} exists and is not a folder")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / f".facesr-write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise FacesrError(f"cannot write to output folder {out}: {exc.strerror or exc}") from None
+
+
+def _unique(path: Path, taken: set[Path]) -> Path:
+    stem, n = path.with_suffix(""), 1
+    cand = path
+    while cand.resolve() in taken:
+        cand = Path(f"{stem}_{n}{path.suffix}")
+        n += 1
+    taken.add(cand.resolve())
+    return cand
+
+
+def _compare_image(before, after):  # type: ignore[no-untyped-def]
+    """Side by side: input | restored (the aligned mode's input is resized to the output size)."""
+    import numpy as np
+    from PIL import Image
+
+    if before.shape != after.shape:
+        before = np.asarray(Image.fromarray(before).resize(after.shape[1::-1], Image.Resampling.NEAREST))
+    gap = np.full((after.shape[0], 4, 3), 255, np.uint8)
+    return np.concatenate([before, gap, after], 1)
+
+
+@click.command("restore")
+@click.argument("inputs", nargs=-1, required=True)
+@click.option(
+    "-o",
+    "--output",
+    "output",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Output folder (created if needed); results are PNG files plus report.json.",
+)
+@click.option("--aligned", is_flag=True, help="Inputs are already aligned face crops (template framing).")
+@click.option(
+    "--model",
+    default=None,
+    help="auto (default: jdsr-lite-x4/x8 by face size), bicubic, a zoo name (e.g. cr-x4) or a .safetensors path.",
+)
+@click.option(
+    "--device", type=click.Choice(["auto", "cpu", "cuda", "mps"]), default="auto", show_default=True
+)
+@click.option(
+    "--precision",
+    type=click.Choice(["fp32", "bf16", "fp16"]),
+    default="fp32",
+    show_default=True,
+    help="Inference precision; falls back to fp32 with a warning if the output is not finite.",
+)
+@click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True)
+@click.option("--save-faces", is_flag=True, help="Also write each face's aligned input and restored output.")
+@click.option("--compare", is_flag=True, help="Also write a side-by-side input | output image.")
+@click.option(
+    "--max-pixels",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Refuse images with more pixels than this (default 64,000,000).",
+)
+@click.option(
+    "--min-face", type=float, default=None, help="Smallest face box (px) to search for (default 10)."
+)
+def restore_cmd(
+    inputs: tuple[str, ...],
+    output: Path,
+    aligned: bool,
+    model: str | None,
+    device: str,
+    precision: str,
+    batch_size: int,
+    save_faces: bool,
+    compare: bool,
+    max_pixels: int | None,
+    min_face: float | None,
+) -> int:
+    """Restore every face in photos INPUT... (files, folders, globs) and write the results to -o."""
+    import warnings
+
+    from tqdm import tqdm
+
+    from facesr.errors import FacesrError, ModelError
+    from facesr.io import MAX_PIXELS, write_image
+    from facesr.restore.api import resolve_device, restore
+    from facesr.restore.detect import DetectOptions
+    from facesr.restore.report import RunReport
+
+    dev = resolve_device(device)  # an unavailable device is a usage error before any work
+    _check_output_dir(output)
+    files = _expand_inputs(inputs)
+    if not files:
+        raise FacesrError("no input images found")
+    limit = max_pixels or MAX_PIXELS
+    detect = DetectOptions() if min_face is None else DetectOptions(min_size=min_face)
+    report = RunReport(
+        settings={
+            "model": model or "auto",
+            "device": str(dev),
+            "precision": precision,
+            "batch_size": batch_size,
+            "aligned": aligned,
+            "max_pixels": limit,
+            "min_face": detect.min_size,
+            "output": str(output),
+        }
+    )
+    input_paths = {p.resolve() for p, _ in files}
+    taken: set[Path] = set()
+    for path, rel in tqdm(
+        files, desc="restore", unit="img", disable=len(files) < 2 or not sys.stderr.isatty()
+    ):
+        out_path = _unique(output / rel.with_suffix(".png"), taken)
+        if out_path.resolve() in input_paths:
+            reason = f"output {out_path} would overwrite an input; choose another -o folder"
+            report.add_failed(path, reason)
+            click.echo(f"facesr: failed: {path}: {reason}", err=True)
+            continue
+        if path.suffix.lower() not in _SUFFIXES and path.is_file():
+            reason = f"{path}: unsupported file type {path.suffix or '(none)'!r}; use {', '.join(_SUFFIXES)}"
+            report.add_failed(path, reason)
+            click.echo(f"facesr: failed: {reason}", err=True)
+            continue
+        t0 = time.perf_counter()
+        try:
+            with warnings.catch_warnings(record=True):
+                warnings.simplefilter("always")
+                res = restore(
+                    path,
+                    model=model,
+                    device=str(dev),
+                    precision=precision,
+                    batch_size=batch_size,
+                    aligned=aligned,
+                    detect=detect,
+                    max_pixels=limit,
+                    keep_faces=save_faces or compare,
+                )
+        except FacesrError as exc:
+            if isinstance(exc, ModelError):
+                raise  # a missing/corrupt model fails every file: stop with one line, exit 2
+            reason = str(exc).splitlines()[0]
+            report.add_failed(path, reason, timings={"total": time.perf_counter() - t0})
+            click.echo(f"facesr: failed: {reason}", err=True)
+            continue
+        for w in res.warnings:
+            if w not in report.warnings:
+                click.echo(f"facesr: warning: {w}", err=True)
+            report.warn(w)
+        faces_json = [f.to_json() for f in res.faces]
+        if not res.restored:
+            why = (
+                "no face found"
+                if not res.faces
+                else "no face could be restored (" + "; ".join(f.reason for f in res.faces[:3]) + ")"
+            )
+            report.add_failed(path, f"{path}: {why}", faces=faces_json, timings=res.timings)
+            click.echo(f"facesr: failed: {path}: {why}", err=True)
+            continue
+        try:
+            write_image(out_path, res.image)
+            extra: list[str] = []
+            if compare:
+                before = res.faces[0].lr if aligned else None
+                from facesr.io import read_image
+
+                src = before if before is not None else read_image(path, max_pixels=limit)
+                cmp_path = _unique(out_path.with_name(out_path.stem + "_compare.png"), taken)
+                write_image(cmp_path, _compare_image(src, res.image))
+                extra.append(str(cmp_path))
+            if save_faces:
+                face_dir = out_path.with_name(out_path.stem + "_faces")
+                for fr in res.restored:
+                    i = fr.face.index
+                    for kind, arr in (("lr", fr.lr), ("sr", fr.sr)):
+                        if arr is not None:
+                            fp = face_dir / f"face{i:02d}_{kind}.png"
+                            write_image(fp, arr)
+                            extra.append(str(fp))
+        except OSError as exc:
+            reason = f"{out_path}: cannot write output ({exc.strerror or exc})"
+            report.add_failed(path, reason, faces=faces_json, timings=res.timings)
+            click.echo(f"facesr: failed: {reason}", err=True)
+            continue
+        report.add_ok(path, out_path, faces_json, res.timings, extra)
+    report_path = output / "report.json"
+    report.write(report_path)
+    click.echo(f"facesr restore: {report.summary()}; report: {report_path}")
+    return 1 if report.counts["failed"] else 0
+
+
+@click.command("models")
+def models_cmd() -> int:
+    """List the model zoo: name, scale, task, installed or not, and scores."""
+    from facesr.restore.api import model_installed
+    from facesr.zoo import list_models
+
+    for e in list_models():
+        state = "built-in" if not e.file else ("installed" if model_installed(e.name) else "MISSING")
+        scores = ", ".join(f"{k}={v}" for k, v in e.scores.items()) if e.scores else "-"
+        click.echo(f"{e.name:<18} x{e.scale}  {e.task:<9} {state:<9} {scores}  {e.description}".rstrip())
+    return 0
 
 
 def register(group: click.Group) -> None:
     """Add this area's commands to the root group."""
+    group.add_command(restore_cmd)
+    group.add_command(models_cmd)

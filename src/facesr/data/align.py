@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from facesr.geometry import apply_affine, five_from_68, invert_affine, similarity_transform, template
+from facesr.geometry import alignment_transform, apply_affine, five_from_68, invert_affine
 
 
 @dataclass(frozen=True)
@@ -35,7 +35,7 @@ class Aligned:
 
 def alignment_matrix(landmarks68: np.ndarray, size: int) -> np.ndarray:
     """``2 x 3`` similarity taking source pixel coordinates onto the template at ``size`` (pixel centres)."""
-    return similarity_transform(five_from_68(landmarks68), template(size))
+    return alignment_transform(five_from_68(landmarks68), size)
 
 
 def outside_fraction(matrix: np.ndarray, src_hw: tuple[int, int], size: int) -> float:
@@ -66,8 +66,9 @@ def warp(image: np.ndarray, matrix: np.ndarray, size: int) -> np.ndarray:
         m = _compose(m, invert_affine(to_new))
     inv = invert_affine(m)  # output -> source (pixel centres)
     w, h = img.size
-    corners = apply_affine(inv, np.array([[-0.5, -0.5], [size - 0.5, -0.5], [-0.5, size - 0.5],
-                                          [size - 0.5, size - 0.5]]))
+    corners = apply_affine(
+        inv, np.array([[-0.5, -0.5], [size - 0.5, -0.5], [-0.5, size - 0.5], [size - 0.5, size - 0.5]])
+    )
     margin = int(np.ceil(max(0.0, -corners.min(), corners[:, 0].max() - w, corners[:, 1].max() - h))) + 4
     arr = np.asarray(img)
     while margin > 0:  # reflect padding must be smaller than the image side; repeat if needed
@@ -79,8 +80,9 @@ def warp(image: np.ndarray, matrix: np.ndarray, size: int) -> np.ndarray:
     a = inv[:, :2]
     t = inv[:, 2] + 0.5 - a @ np.array([0.5, 0.5])
     data = (a[0, 0], a[0, 1], t[0], a[1, 0], a[1, 1], t[1])
-    out = Image.fromarray(arr).transform((size, size), Image.Transform.AFFINE, data,
-                                         resample=Image.Resampling.BICUBIC)
+    out = Image.fromarray(arr).transform(
+        (size, size), Image.Transform.AFFINE, data, resample=Image.Resampling.BICUBIC
+    )
     return np.asarray(out, dtype=np.uint8).copy()
 
 

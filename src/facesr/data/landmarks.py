@@ -66,7 +66,6 @@ def detect_landmarks(image: np.ndarray) -> Detection | None:
     Tries the padded image at upsample 0, then upsample 1 (slower, finds smaller/harder faces).
     """
     det, sp = _load()
-    dlib = _models["dlib"]
     h, w = image.shape[:2]
     scale = max(1.0, MIN_DETECT_SIDE / min(h, w))
     work = image
@@ -95,7 +94,9 @@ def detect_landmarks(image: np.ndarray) -> Detection | None:
     pts[:, 0] = (pts[:, 0] + 0.5) / sx - 0.5
     pts[:, 1] = (pts[:, 1] + 0.5) / sy - 0.5
     box = (
-        (rect.left() - pad) / sx, (rect.top() - pad) / sy,
-        (rect.right() - pad) / sx, (rect.bottom() - pad) / sy,
+        (rect.left() - pad) / sx,
+        (rect.top() - pad) / sy,
+        (rect.right() - pad) / sx,
+        (rect.bottom() - pad) / sy,
     )
     return Detection(landmarks=pts.astype(np.float32), score=float(scores[best]), box=box)

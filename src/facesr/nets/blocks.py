@@ -41,6 +41,10 @@ class ChannelAttention(nn.Module):
             nn.Conv2d(hidden, channels, 1),
             nn.Sigmoid(),
         )
+        # A positive squeeze bias makes every bottleneck unit start active: with only 4-16 ReLU units, a
+        # unit that is negative for every input gets no gradient, and at default init some gates start
+        # fully dead (seen as zero gradients in tests). PROPOSAL; the paper does not say.
+        nn.init.constant_(self.gate[1].bias, 0.5)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x * self.gate(x)
@@ -97,7 +101,9 @@ class Hourglass(nn.Module):
         self.skip = rcab_stack(channels, blocks, reduction)
         self.down = rcab_stack(channels, blocks, reduction)
         self.inner: nn.Module = (
-            Hourglass(channels, depth - 1, blocks, reduction) if depth > 1 else rcab_stack(channels, blocks, reduction)
+            Hourglass(channels, depth - 1, blocks, reduction)
+            if depth > 1
+            else rcab_stack(channels, blocks, reduction)
         )
         self.up = rcab_stack(channels, blocks, reduction)
 

@@ -1,0 +1,258 @@
+"""The Gradio app behind ``facesr demo``.
+
+Why it is built this way:
+
+* **Uploads arrive as files, not decoded images.** A ``gr.Image`` input would let Gradio decode
+  the upload with Pillow before facesr sees it, bypassing the pixel limit (a 20 kB PNG can
+  declare 100,000 x 100,000 pixels). The upload is a ``gr.File`` and is decoded only by
+  :func:`facesr.io.read_image`, with this demo's own byte and pixel limits.
+* **Every user error is a one-line message in the page** (``gr.Error``), never a traceback: the
+  :class:`~facesr.errors.FacesrError` text is shown as it is.
+* **Bounded concurrency.** Restoring is CPU/GPU bound, so the queue runs at most
+  ``concurrency`` jobs at once and holds at most ``queue_size`` waiting ones; more users wait
+  in line (or are told the queue is full) instead of crashing the server by exhausting memory.
+* **Models are loaded once** and shared between requests (one lock per load, none per call).
+* **Results are written atomically** into a private folder that is pruned by age, so a
+  long-running demo does not fill the disk.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from facesr.errors import FacesrError
+
+#: The dropdown entry that lets the restore pipeline choose the model per face.
+AUTO = "auto (by face size)"
+
+#: Attribute names a per-face result may use for the face before / after restoring. The restore
+#: pipeline owns that class; reading it by duck typing keeps the demo decoupled from its layout.
+_BEFORE_KEYS = ("before", "crop", "lr", "input", "aligned", "face_in")
+_AFTER_KEYS = ("after", "restored", "sr", "output", "face_out")
+
+
+@dataclass(frozen=True)
+class DemoLimits:
+    """What one request may ask of the server."""
+
+    max_upload_bytes: int = 20 * 1024 * 1024
+    max_pixels: int = 16_000_000
+    concurrency: int = 1
+    queue_size: int = 32
+    keep_results_s: float = 3600.0
+
+
+@dataclass
+class DemoState:
+    """Per-server state: the device and the folder results are written to.
+
+    Models are not cached here: :func:`facesr.restore.api.restore` caches models and the detector
+    per process, so every request after the first reuses them.
+    """
+
+    device: str = "cpu"
+    out_dir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="facesr-demo-")))
+
+    def prune(self, max_age_s: float) -> None:
+        """Delete result folders older than ``max_age_s`` (best effort)."""
+        cutoff = time.time() - max_age_s
+        if not self.out_dir.is_dir():
+            return
+        for folder in self.out_dir.iterdir():
+            try:
+                if folder.is_dir() and folder.stat().st_mtime < cutoff:
+                    shutil.rmtree(folder)
+            except OSError:
+                pass
+
+
+def model_choices() -> list[str]:
+    """Dropdown entries: automatic choice first, then every zoo model (bicubic baselines included)."""
+    from facesr.zoo import list_models
+
+    return [AUTO, *[m.name for m in list_models()]]
+
+
+def _as_uint8_rgb(img: Any) -> np.ndarray | None:
+    """Best-effort conversion of a face image (array, tensor or PIL image) to HxWx3 uint8."""
+    if img is None:
+        return None
+    if hasattr(img, "detach"):  # torch tensor, CHW or NCHW in [0, 1]
+        import torch
+
+        t = img.detach().float().cpu()
+        if t.ndim == 4:
+            t = t[0]
+        if t.ndim == 3 and t.shape[0] in (1, 3):
+            t = t.permute(1, 2, 0)
+        img = (t.clamp(0, 1) * 255.0 + 0.5).to(torch.uint8).numpy()
+    arr = np.asarray(img)
+    if arr.dtype != np.uint8:
+        arr = np.clip(arr * (255.0 if arr.max() <= 1.0 else 1.0) + 0.5, 0, 255).astype(np.uint8)
+    if arr.ndim == 2:
+        arr = np.repeat(arr[..., None], 3, axis=2)
+    if arr.ndim != 3 or arr.shape[2] not in (3, 4):
+        return None
+    return arr[..., :3]
+
+
+def _pick(obj: Any, keys: Sequence[str]) -> Any:
+    for key in keys:
+        val = obj.get(key) if isinstance(obj, dict) else getattr(obj, key, None)
+        if val is not None:
+            return val
+    return None
+
+
+def face_gallery(faces: Sequence[Any]) -> list[tuple[np.ndarray, str]]:
+    """Gallery items: for each face, its crop before and after restoring (with captions)."""
+    items: list[tuple[np.ndarray, str]] = []
+    for i, face in enumerate(faces, start=1):
+        before = _as_uint8_rgb(_pick(face, _BEFORE_KEYS))
+        after = _as_uint8_rgb(_pick(face, _AFTER_KEYS))
+        model = _pick(face, ("model", "model_name"))
+        suffix = f" ({model})" if isinstance(model, str) else ""
+        if before is not None:
+            items.append((before, f"{i}: before"))
+        if after is not None:
+            items.append((after, f"{i}: after{suffix}"))
+    return items
+
+
+def run_restore(
+    path: str | None, model_name: str, state: DemoState, limits: DemoLimits
+) -> tuple[np.ndarray, np.ndarray, list[tuple[np.ndarray, str]], str, str]:
+    """Restore one uploaded photo; raise FacesrError with a one-line reason for bad input.
+
+    Returns (before, after, face gallery, path of the result PNG, status line).
+    """
+    from facesr.io import read_image, write_image
+    from facesr.restore.api import restore
+
+    if not path:
+        raise FacesrError("upload a photo first")
+    # Only listed models: the API endpoint must not become a way to load arbitrary files on the server.
+    if model_name not in model_choices():
+        raise FacesrError(f"unknown model {model_name!r}; choose one from the list")
+    try:
+        size = os.path.getsize(path)
+    except OSError:
+        raise FacesrError("the upload could not be read; try again") from None
+    if size > limits.max_upload_bytes:
+        raise FacesrError(
+            f"file is {size / (1 << 20):.1f} MB; this demo accepts up to "
+            f"{limits.max_upload_bytes / (1 << 20):.0f} MB"
+        )
+    name = Path(path).name
+    try:
+        image = read_image(path, max_pixels=limits.max_pixels)
+    except FacesrError as exc:
+        # read_image names the temporary upload path; show the user's file name instead.
+        raise FacesrError(str(exc).replace(str(path), name)) from None
+    t0 = time.perf_counter()
+    result = restore(image, model=None if model_name == AUTO else model_name, device=state.device)
+    elapsed = time.perf_counter() - t0
+    after = _as_uint8_rgb(result.image)
+    if after is None:
+        raise FacesrError("the restore pipeline returned no image")
+    faces = list(getattr(result, "faces", []) or [])
+    restored = [f for f in faces if getattr(f, "status", "restored") == "restored"]
+    state.prune(limits.keep_results_s)
+    out = state.out_dir / uuid.uuid4().hex / f"{Path(name).stem[:60] or 'photo'}-restored.png"
+    write_image(out, after)
+    status = (
+        f"{name}: {image.shape[1]}x{image.shape[0]} px, {len(faces)} face(s) found, "
+        f"{len(restored)} face(s) restored in {elapsed:.2f} s ({model_name})."
+    )
+    if not restored:
+        status += " No face could be restored, so the output equals the input."
+    for warning in getattr(result, "warnings", []) or []:
+        status += f"\n\nNote: {warning}"
+    return image, after, face_gallery(restored), str(out), status
+
+
+def build_app(*, device: str = "cpu", limits: DemoLimits | None = None, default_model: str = AUTO) -> Any:
+    """Build (but do not launch) the Blocks app. Imports gradio."""
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    import gradio as gr
+
+    limits = limits or DemoLimits()
+    state = DemoState(device=device)
+    choices = model_choices()
+    if default_model not in choices:
+        raise FacesrError(f"unknown model {default_model!r}; choose one of: {', '.join(choices)}")
+
+    def handler(path: str | None, model_name: str) -> tuple[Any, ...]:
+        try:
+            return run_restore(path, model_name, state, limits)
+        except FacesrError as exc:
+            raise gr.Error(str(exc), print_exception=False) from None
+
+    mb = limits.max_upload_bytes / (1 << 20)
+    with gr.Blocks(title="facesr demo", analytics_enabled=False, delete_cache=(3600, 3600)) as app:
+        gr.Markdown(
+            "# facesr: restore small faces\n"
+            f"Upload a photo (JPEG, PNG or WebP, up to {mb:.0f} MB and {limits.max_pixels / 1e6:.0f} "
+            "megapixels). Every face found is restored and pasted back. Processing happens on this "
+            "machine; nothing is sent anywhere else."
+        )
+        with gr.Row():
+            upload = gr.File(label="Photo", file_types=["image"], type="filepath", elem_id="upload")
+            with gr.Column():
+                model = gr.Dropdown(choices=choices, value=default_model, label="Model", elem_id="model")
+                run = gr.Button("Restore", variant="primary", elem_id="run")
+                status = gr.Markdown(elem_id="status")
+        with gr.Row():
+            before = gr.Image(label="Before", format="png", interactive=False, elem_id="before")
+            after = gr.Image(label="After", format="png", interactive=False, elem_id="after")
+        faces = gr.Gallery(
+            label="Faces (before / after)", columns=8, height=240, object_fit="contain", elem_id="faces"
+        )
+        download = gr.File(label="Download the result", interactive=False, elem_id="download")
+        run.click(
+            handler,
+            inputs=[upload, model],
+            outputs=[before, after, faces, download, status],
+            api_name="restore",
+            concurrency_limit=limits.concurrency,
+        )
+    app.queue(max_size=limits.queue_size, default_concurrency_limit=limits.concurrency)
+    app.facesr_state = state  # type: ignore[attr-defined]  # for launch(allowed_paths=...)
+    return app
+
+
+def launch(
+    *,
+    host: str = "127.0.0.1",
+    port: int = 7860,
+    device: str = "cpu",
+    limits: DemoLimits | None = None,
+    default_model: str = AUTO,
+    quiet: bool = False,
+) -> None:
+    """Build and serve the demo until interrupted (no public share link, ever)."""
+    limits = limits or DemoLimits()
+    app = build_app(device=device, limits=limits, default_model=default_model)
+    app.launch(
+        server_name=host,
+        server_port=port,
+        share=False,
+        max_file_size=limits.max_upload_bytes,
+        allowed_paths=[str(app.facesr_state.out_dir)],
+        show_error=True,
+        quiet=quiet,
+        footer_links=["api"],
+        ssr_mode=False,
+        mcp_server=False,
+        pwa=False,
+    )

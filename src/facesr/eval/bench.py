@@ -1,0 +1,304 @@
+"""``facesr bench``: size, compute and speed of each model, written to BENCHMARKS.md.
+
+Per model and scale it measures parameters, GFLOPs per face (``torch.utils.flop_counter``: one
+multiply-add = 2 FLOPs; ops it does not count, such as interpolation, count 0), CPU latency at batch 1,
+CPU throughput at a batch, peak memory, and, when CUDA is available, GPU throughput in fp32 and bf16
+(autocast) with the achieved TFLOP/s and the peak allocated memory.
+
+Absolute CPU timings depend on the machine and on whatever else runs on it, so every timing is also
+printed as a ratio to bicubic and to the JDSR lite model *measured in the same run*. Each CPU
+measurement runs in a fresh child process (``python -m facesr.eval.bench``) so that its peak resident
+memory (``ru_maxrss``) belongs to that model alone and no allocator state leaks between models.
+Speed does not depend on weight values, so architectures can be benchmarked untrained
+(``jdsr:size=lite``), which is how the default run covers models that have not been trained yet.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from facesr.errors import FacesrError
+
+HR_SIZE = 128
+DEFAULT_SPECS = ("bicubic", "jdsr:size=lite", "jdsr:size=paper")
+LITE_SPEC = "jdsr:size=lite"
+
+
+def parse_spec(spec: str) -> tuple[str, dict[str, Any]]:
+    """``jdsr:size=lite:width=32`` -> (``jdsr``, {size: lite, width: 32}); values parsed as YAML scalars."""
+    import yaml
+
+    arch, *parts = spec.split(":")
+    args: dict[str, Any] = {}
+    for p in parts:
+        if "=" not in p:
+            raise FacesrError(f"bench model spec {spec!r}: expected key=value after ':', got {p!r}")
+        k, v = p.split("=", 1)
+        args[k] = yaml.safe_load(v)
+    return arch, args
+
+
+def build(spec: str, scale: int) -> torch.nn.Module:
+    """A Restorer for a zoo name, a weights path or an ``arch:key=value`` spec (untrained)."""
+    from facesr.zoo import Restorer, build_arch, load_model
+
+    if spec == "bicubic" or spec.startswith("bicubic-"):
+        return load_model("bicubic", scale=scale)
+    if ":" in spec and not Path(spec).exists():
+        arch, args = parse_spec(spec)
+        net = build_arch(arch, {**args, "scale": scale})
+        return Restorer(net.eval().requires_grad_(False), name=spec, scale=scale, output_key="sr")
+    return load_model(spec, scale=scale)
+
+
+def count_flops(model: torch.nn.Module, x: torch.Tensor) -> int:
+    """FLOPs of one forward pass (flop_counter convention: multiply-add = 2)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    counter = FlopCounterMode(display=False)
+    with counter, torch.inference_mode():
+        model(x)
+    return int(counter.get_total_flops())
+
+
+def _time(fn: Any, repeats: int, sync: Any = None, warmup: int = 2) -> float:
+    """Median seconds of ``fn()`` over ``repeats`` runs, after ``warmup`` untimed runs."""
+    for _ in range(warmup):
+        fn()
+    if sync:
+        sync()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        if sync:
+            sync()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def measure_cpu(spec: str, scale: int, batch_size: int, repeats: int, threads: int | None) -> dict[str, Any]:
+    """Everything measured on the CPU for one model (run inside a child process)."""
+    if threads:
+        torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    model = build(spec, scale).eval()
+    lr1 = torch.rand(1, 3, HR_SIZE // scale, HR_SIZE // scale)
+    lrb = torch.rand(batch_size, 3, HR_SIZE // scale, HR_SIZE // scale)
+    params = int(sum(p.numel() for p in model.parameters()))
+    flops = count_flops(model, lr1)
+    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with torch.inference_mode():
+        lat = _time(lambda: model(lr1), repeats)
+        thr_t = _time(lambda: model(lrb), max(3, repeats // 3), warmup=1)
+    rss_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    kb = 1024.0 if sys.platform != "darwin" else 1024.0 * 1024.0  # ru_maxrss: KiB on Linux, bytes on macOS
+    return {
+        "model": spec,
+        "name": getattr(model, "name", spec),
+        "scale": scale,
+        "params": params,
+        "gflops_per_face": flops / 1e9,
+        "cpu_latency_ms": lat * 1e3,
+        "cpu_throughput": batch_size / thr_t,
+        "cpu_batch": batch_size,
+        "cpu_peak_rss_mb": rss_peak / kb,
+        "cpu_forward_rss_increase_mb": (rss_peak - rss_before) / kb,
+        "threads": torch.get_num_threads(),
+    }
+
+
+def measure_gpu(
+    spec: str, scale: int, batch_size: int, repeats: int, flops_per_face: float
+) -> dict[str, Any]:
+    """GPU fp32 and bf16 (autocast) throughput, achieved TFLOP/s and peak allocated memory."""
+    dev = torch.device("cuda")
+    torch.manual_seed(0)
+    model = build(spec, scale).to(dev).eval()
+    x = torch.rand(batch_size, 3, HR_SIZE // scale, HR_SIZE // scale, device=dev)
+    out: dict[str, Any] = {"gpu": torch.cuda.get_device_name(dev), "gpu_batch": batch_size}
+    for tag, dtype in (("fp32", None), ("bf16", torch.bfloat16)):
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats(dev)
+
+        def run(dtype: torch.dtype | None = dtype) -> None:
+            with (
+                torch.inference_mode(),
+                torch.autocast("cuda", dtype=dtype or torch.float32, enabled=dtype is not None),
+            ):
+                model(x)
+
+        t = _time(run, repeats, sync=torch.cuda.synchronize)
+        out[f"gpu_{tag}_throughput"] = batch_size / t
+        out[f"gpu_{tag}_tflops"] = flops_per_face * batch_size / t / 1e12
+        out[f"gpu_{tag}_peak_mb"] = torch.cuda.max_memory_allocated(dev) / 2**20
+    return out
+
+
+def _child(spec: str, scale: int, batch_size: int, repeats: int, threads: int | None) -> dict[str, Any]:
+    cmd = [
+        sys.executable,
+        "-m",
+        "facesr.eval.bench",
+        json.dumps(
+            {"spec": spec, "scale": scale, "batch_size": batch_size, "repeats": repeats, "threads": threads}
+        ),
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        tail = (proc.stderr.strip().splitlines() or ["(no output)"])[-1]
+        raise FacesrError(f"bench {spec} x{scale}: measurement failed: {tail}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def default_specs() -> list[str]:
+    """bicubic, the JDSR architectures (untrained), and every masked-task zoo model."""
+    from facesr.zoo import list_models
+
+    specs = list(DEFAULT_SPECS)
+    for entry in list_models():
+        if entry.task == "masked" and entry.path.is_file():
+            specs.append(entry.name)
+    return specs
+
+
+def _ratio(a: float | None, b: float | None) -> str:
+    if not (a and b):
+        return "–"
+    r = a / b
+    return f"{r:.2f}" if r >= 0.1 else f"{r:.2g}"
+
+
+def render(rows: list[dict[str, Any]], env: dict[str, Any]) -> str:
+    """BENCHMARKS.md text."""
+    lines = [
+        "# Benchmarks: size, compute and speed",
+        "",
+        f"Generated by `{env['command']}` on {env['date']} (code `{env['code_revision']}`); do not edit by hand.",
+        "",
+        f"* CPU: {env['cpu']} ({env['cpu_count']} logical cores visible, {env['threads']} torch threads)",
+        f"* GPU: {env.get('gpu') or 'none available in this run (GPU columns empty)'}",
+        f"* Python {env['python']}, torch {env['torch']}, {env['platform']}",
+        "",
+        "GFLOPs per face: `torch.utils.flop_counter` at batch 1 (multiply-add = 2 FLOPs; interpolation "
+        "counts 0). CPU timings are medians after warm-up; on a shared machine they are only meaningful "
+        "relative to each other, so they are also given as ratios to bicubic and to `jdsr:size=lite` from "
+        "this same run (latency ratio = this / reference). Peak RSS is the child process's high-water "
+        "mark (model, inputs, torch runtime); 'forward +' is the increase during the timed runs. Models "
+        "named `arch:key=value` are architectures with untrained weights (speed does not depend on weights).",
+        "",
+    ]
+    for scale in sorted({r["scale"] for r in rows}):
+        group = [r for r in rows if r["scale"] == scale]
+        bic = next((r for r in group if r["model"].startswith("bicubic")), None)
+        lite = next((r for r in group if r["model"] == LITE_SPEC), None)
+        lines += [
+            f"## x{scale} ({HR_SIZE // scale}x{HR_SIZE // scale} -> {HR_SIZE}x{HR_SIZE})",
+            "",
+            "| model | params | GFLOPs/face | CPU latency b1 ms | x bicubic | x lite | "
+            f"CPU faces/s (batch {group[0]['cpu_batch']}) | peak RSS MB | forward + MB |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
+        for r in group:
+            lines.append(
+                f"| `{r['model']}` | {r['params']:,} | {r['gflops_per_face']:.3f} | {r['cpu_latency_ms']:.2f} | "
+                f"{_ratio(r['cpu_latency_ms'], bic and bic['cpu_latency_ms'])} | "
+                f"{_ratio(r['cpu_latency_ms'], lite and lite['cpu_latency_ms'])} | "
+                f"{r['cpu_throughput']:.1f} | {r['cpu_peak_rss_mb']:.0f} | {r['cpu_forward_rss_increase_mb']:.0f} |"
+            )
+        if any("gpu_fp32_throughput" in r for r in group):
+            lines += [
+                "",
+                f"GPU ({group[0].get('gpu', '?')}, batch {group[0].get('gpu_batch', '?')}):",
+                "",
+                "| model | fp32 faces/s | fp32 TFLOP/s | fp32 peak MB | bf16 faces/s | bf16 TFLOP/s | "
+                "bf16 peak MB | bf16 x lite |",
+                "|---|---|---|---|---|---|---|---|",
+            ]
+            for r in group:
+                if "gpu_fp32_throughput" not in r:
+                    continue
+                lines.append(
+                    f"| `{r['model']}` | {r['gpu_fp32_throughput']:.0f} | {r['gpu_fp32_tflops']:.2f} | "
+                    f"{r['gpu_fp32_peak_mb']:.0f} | {r['gpu_bf16_throughput']:.0f} | "
+                    f"{r['gpu_bf16_tflops']:.2f} | {r['gpu_bf16_peak_mb']:.0f} | "
+                    f"{_ratio(lite and lite.get('gpu_bf16_throughput'), r['gpu_bf16_throughput'])} |"
+                )
+        lines.append("")
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def run_bench(
+    specs: list[str] | None,
+    scales: list[int],
+    *,
+    out: str | os.PathLike[str] = "BENCHMARKS.md",
+    json_out: str | os.PathLike[str] | None = None,
+    batch_size: int = 16,
+    gpu_batch_size: int = 128,
+    repeats: int = 10,
+    threads: int | None = None,
+    gpu: bool = True,
+    command: str = "facesr bench",
+) -> Path:
+    """Measure every model at every scale and write BENCHMARKS.md (+ the raw JSON)."""
+    from tqdm import tqdm
+
+    from facesr.eval.runner import code_revision, cpu_name, software, utc_now
+    from facesr.io import atomic_write_text
+
+    for s in scales:
+        if s not in (4, 8):
+            raise FacesrError(f"scale must be 4 or 8, got {s}")
+    if batch_size < 1 or gpu_batch_size < 1 or repeats < 1:
+        raise FacesrError("batch sizes and repeats must be at least 1")
+    specs = list(specs or default_specs())
+    if not any(s.startswith("bicubic") for s in specs):
+        specs.insert(0, "bicubic")
+    use_gpu = gpu and torch.cuda.is_available()
+    rows = []
+    jobs = [(s, sc) for sc in scales for s in specs]
+    for spec, scale in tqdm(jobs, desc="bench", unit="model"):
+        row = _child(spec, scale, batch_size, repeats, threads)
+        if use_gpu:
+            row.update(measure_gpu(spec, scale, gpu_batch_size, repeats, row["gflops_per_face"] * 1e9))
+        rows.append(row)
+    sw = software()
+    env = {
+        "command": command,
+        "date": utc_now(),
+        "code_revision": code_revision(),
+        "cpu": cpu_name(),
+        "cpu_count": os.cpu_count(),
+        "threads": rows[0]["threads"] if rows else torch.get_num_threads(),
+        "gpu": torch.cuda.get_device_name(0) if use_gpu else None,
+        "python": sw["python"],
+        "torch": sw["torch"],
+        "platform": platform.platform(),
+    }
+    out_path = Path(out)
+    atomic_write_text(out_path, render(rows, env))
+    if json_out:
+        atomic_write_text(Path(json_out), json.dumps({"env": env, "rows": rows}, indent=1) + "\n")
+    return out_path
+
+
+def _main() -> None:  # child-process entry: python -m facesr.eval.bench '<json args>'
+    args = json.loads(sys.argv[1])
+    res = measure_cpu(args["spec"], args["scale"], args["batch_size"], args["repeats"], args["threads"])
+    print(json.dumps(res))
+
+
+if __name__ == "__main__":
+    _main()

@@ -1,0 +1,230 @@
+"""Align -> restore -> paste back: the geometric and blending half of whole-photo restoration.
+
+For each face (5 landmarks in the photo):
+
+1. **Scale rule.** The face goes to the x8 model when its eye distance in the photo is at most the
+   geometric mean of the eye distances of the x8 (16 px) and x4 (32 px) input frames
+   (3.93 and 7.87 px -> 5.56 px), else to x4: whichever model needs the smaller relative
+   re-sampling of the face gets it. ``--model`` overrides this.
+2. **Align.** ``facesr.geometry.alignment_transform`` maps the 5 points onto ``template(lr_size)`` (eyes weighted, exactly as ``facesr prepare`` aligns training faces).
+   The photo is sampled (bilinear) at ``k`` times the LR size, with ``k`` large enough that the
+   sampling is at least as fine as the photo, then reduced by antialiased bicubic - the same
+   degradation the models were trained on, so faces bigger than the LR frame are
+   down-sampled properly and never aliased.
+3. **Restore** in batches (per model), optional autocast; non-finite output falls back to fp32.
+4. **Colour match.** Per-channel mean and std of the restored face are matched to the input face
+   over the frame's outer band (hair, cheeks, background: where the blend happens and where a
+   mask is not), measured at LR resolution, i.e. a low-frequency match that cannot paint a
+   removed face mask back in. Gains are clamped to [0.8, 1.25].
+5. **Paste back.** The 128 px output and a feathered mask (square eroded by 8 px, Gaussian
+   sigma 5 px, in the 128 frame) are first reduced (antialiased) to the face's scale in the
+   photo, then inverse-warped onto the photo's pixel grid and alpha-blended. Pixels whose alpha is
+   zero - everything outside the faces' paste regions - are copied, so they are unchanged exactly.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from facesr.geometry import HR_SIZE, alignment_transform, invert_affine, template
+
+#: Eye distance (px) of the 5-point template at the x8 (16 px) and x4 (32 px) input sizes.
+EYE_X8 = float(np.linalg.norm(template(16)[1] - template(16)[0]))
+EYE_X4 = float(np.linalg.norm(template(32)[1] - template(32)[0]))
+#: Faces with eye distance <= this go to the x8 model (geometric mean of the two frames).
+X8_EYE_THRESHOLD = math.sqrt(EYE_X8 * EYE_X4)
+
+MASK_ERODE = 8
+MASK_SIGMA = 5.0
+BAND = 0.2  # outer fraction of the frame used for colour statistics
+GAIN_RANGE = (0.8, 1.25)
+
+
+def choose_scale(eye_distance: float) -> int:
+    """x8 for faces at or below the 16-px-frame scale (see module docstring), else x4."""
+    return 8 if eye_distance <= X8_EYE_THRESHOLD else 4
+
+
+def to_tensor(image: np.ndarray, device: torch.device | str = "cpu") -> torch.Tensor:
+    """``H x W x 3`` uint8 -> ``1 x 3 x H x W`` float in [0, 1]."""
+    return torch.from_numpy(np.ascontiguousarray(image)).to(device).permute(2, 0, 1)[None].float() / 255.0
+
+
+def _gauss1d(sigma: float, device: torch.device) -> torch.Tensor:
+    r = max(1, math.ceil(3 * sigma))
+    x = torch.arange(-r, r + 1, dtype=torch.float32, device=device)
+    g = torch.exp(-0.5 * (x / sigma) ** 2)
+    return g / g.sum()
+
+
+def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Separable Gaussian blur of ``N x C x H x W`` (zero padding, so a mask fades at the edges)."""
+    g = _gauss1d(sigma, x.device)
+    c = x.shape[1]
+    r = (len(g) - 1) // 2
+    x = F.conv2d(x, g.view(1, 1, 1, -1).expand(c, 1, 1, -1), padding=(0, r), groups=c)
+    return F.conv2d(x, g.view(1, 1, -1, 1).expand(c, 1, -1, 1), padding=(r, 0), groups=c)
+
+
+def feather_mask(size: int = HR_SIZE, device: torch.device | str = "cpu") -> torch.Tensor:
+    """``1 x 1 x size x size`` soft mask: square eroded by MASK_ERODE px then Gaussian-blurred."""
+    scale = size / HR_SIZE
+    e = max(1, round(MASK_ERODE * scale))
+    m = torch.zeros(1, 1, size, size, device=device)
+    m[..., e : size - e, e : size - e] = 1.0
+    m = gaussian_blur(m, MASK_SIGMA * scale)
+    m[..., : e // 2, :] = 0  # a hard zero at the very border: alpha is exactly 0 outside the frame
+    m[..., size - e // 2 :, :] = 0
+    m[..., :, : e // 2] = 0
+    m[..., :, size - e // 2 :] = 0
+    return m
+
+
+def _sample(
+    src: torch.Tensor,
+    m_out_to_src: np.ndarray,
+    out_h: int,
+    out_w: int,
+    x0: float = 0.0,
+    y0: float = 0.0,
+    padding: str = "border",
+) -> torch.Tensor:
+    """Sample ``src`` (``1 x C x H x W``) on an ``out_h x out_w`` grid (pixel-centre coordinates).
+
+    ``m_out_to_src`` maps output pixel coordinates (offset by x0, y0) to source pixel coordinates.
+    """
+    dev = src.device
+    ys, xs = torch.meshgrid(
+        torch.arange(out_h, device=dev, dtype=torch.float64) + y0,
+        torch.arange(out_w, device=dev, dtype=torch.float64) + x0,
+        indexing="ij",
+    )
+    m = torch.as_tensor(m_out_to_src, dtype=torch.float64, device=dev)
+    sx = m[0, 0] * xs + m[0, 1] * ys + m[0, 2]
+    sy = m[1, 0] * xs + m[1, 1] * ys + m[1, 2]
+    h, w = src.shape[-2:]
+    grid = torch.stack([(2 * sx + 1) / w - 1, (2 * sy + 1) / h - 1], -1)[None].to(src.dtype)
+    return F.grid_sample(src, grid, mode="bilinear", padding_mode=padding, align_corners=False)
+
+
+def _affine_scale(m: np.ndarray) -> float:
+    """Isotropic scale of a similarity ``2 x 3`` matrix."""
+    return float(math.sqrt(abs(np.linalg.det(m[:, :2]))))
+
+
+def align_face(photo: torch.Tensor, landmarks: np.ndarray, lr_size: int) -> torch.Tensor:
+    """Warp one face to the model's LR frame (``1 x 3 x lr x lr``), antialiased (module docstring)."""
+    m = alignment_transform(landmarks, lr_size)  # photo -> LR frame, exactly as prepare aligns
+    s = _affine_scale(m)  # LR px per photo px
+    k = int(min(8, max(1, math.ceil(1.0 / max(s, 1e-6) - 1e-3))))
+    big = lr_size * k
+    # output pixel (u, v) of the k-times frame -> LR frame coordinate (u + 0.5) / k - 0.5 -> photo.
+    to_lr = np.array([[1.0 / k, 0.0, 0.5 / k - 0.5], [0.0, 1.0 / k, 0.5 / k - 0.5]])
+    m_inv = invert_affine(m)
+    m_big = np.hstack([m_inv[:, :2] @ to_lr[:, :2], (m_inv[:, :2] @ to_lr[:, 2] + m_inv[:, 2])[:, None]])
+    crop = _sample(photo, m_big, big, big)
+    if k > 1:
+        crop = F.interpolate(
+            crop, size=(lr_size, lr_size), mode="bicubic", align_corners=False, antialias=True
+        )
+    return crop.clamp(0, 1)
+
+
+def colour_match(sr: torch.Tensor, lr: torch.Tensor) -> torch.Tensor:
+    """Match per-channel mean/std of ``sr`` (N x 3 x 128 x 128) to ``lr`` on the frame's outer band."""
+    _n, _, s, _ = lr.shape
+    down = F.interpolate(sr, size=(s, s), mode="bicubic", align_corners=False, antialias=True)
+    b = max(1, round(BAND * s))
+    band = torch.ones(s, s, dtype=torch.bool, device=lr.device)
+    band[b : s - b, b : s - b] = False
+    lo, hi = GAIN_RANGE
+    a, d = lr[..., band], down[..., band]  # N x 3 x B
+    gain = (a.std(-1) / d.std(-1).clamp(min=1e-3)).clamp(lo, hi)
+    offset = a.mean(-1) - gain * d.mean(-1)
+    return (sr * gain[..., None, None] + offset[..., None, None]).clamp(0, 1)
+
+
+@dataclass
+class Paste:
+    """Where one face went: the affine from photo to 128 frame and its paste region."""
+
+    m128: np.ndarray
+    region: tuple[int, int, int, int]  # x0, y0, x1, y1 (exclusive)
+
+
+def paste_region(landmarks: np.ndarray, shape: tuple[int, int]) -> Paste:
+    """The photo rectangle covered by the face's 128 frame (clipped to the photo)."""
+    m = alignment_transform(landmarks, HR_SIZE)
+    corners = np.array(
+        [[-0.5, -0.5], [HR_SIZE - 0.5, -0.5], [-0.5, HR_SIZE - 0.5], [HR_SIZE - 0.5, HR_SIZE - 0.5]]
+    )
+    inv = invert_affine(m)
+    pts = corners @ inv[:, :2].T + inv[:, 2]
+    h, w = shape
+    x0, y0 = max(0, math.floor(pts[:, 0].min())), max(0, math.floor(pts[:, 1].min()))
+    x1, y1 = min(w, math.ceil(pts[:, 0].max()) + 1), min(h, math.ceil(pts[:, 1].max()) + 1)
+    return Paste(m128=m, region=(x0, y0, x1, y1))
+
+
+def paste_back(
+    photo: np.ndarray, sr: torch.Tensor, landmarks: np.ndarray, mask: torch.Tensor | None = None
+) -> None:
+    """Blend one restored face (``1 x 3 x 128 x 128`` in [0, 1]) into ``photo`` (uint8, in place).
+
+    Only the face's paste region is touched, and inside it only pixels with alpha > 0.
+    """
+    p = paste_region(landmarks, photo.shape[:2])
+    x0, y0, x1, y1 = p.region
+    if x1 <= x0 or y1 <= y0:
+        return
+    if mask is None:
+        mask = feather_mask(HR_SIZE, sr.device)
+    src = torch.cat([sr, mask], 1)  # 1 x 4 x 128 x 128
+    m = p.m128  # photo -> 128 frame
+    s = _affine_scale(m)  # frame px per photo px
+    if s > 1.0:  # the face is smaller than 128 in the photo: reduce first (antialiased)
+        n = max(8, round(HR_SIZE / s))
+        src = F.interpolate(src, size=(n, n), mode="bicubic", align_corners=False, antialias=True)
+        f = n / HR_SIZE  # 128-frame coordinate c -> small frame (c + 0.5) * f - 0.5
+        m = np.vstack([m[0] * f, m[1] * f])
+        m[:, 2] += 0.5 * f - 0.5
+    out = _sample(src, m, y1 - y0, x1 - x0, x0=x0, y0=y0, padding="zeros")[0]
+    alpha = out[3:4].clamp(0, 1).cpu().numpy().transpose(1, 2, 0)
+    face = out[:3].clamp(0, 1).cpu().numpy().transpose(1, 2, 0) * 255.0
+    orig = photo[y0:y1, x0:x1]
+    blended = np.rint(orig.astype(np.float32) * (1 - alpha) + face * alpha).clip(0, 255).astype(np.uint8)
+    photo[y0:y1, x0:x1] = np.where(alpha > 0, blended, orig)
+
+
+def run_model(
+    model: torch.nn.Module, lr: torch.Tensor, precision: str, batch_size: int
+) -> tuple[torch.Tensor, bool]:
+    """Restore ``lr`` in batches; returns (sr, fell_back). Non-finite low-precision output -> fp32."""
+    dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+    dev = lr.device
+
+    def go(dt: torch.dtype | None) -> torch.Tensor:
+        outs = []
+        with torch.inference_mode():
+            for i in range(0, len(lr), batch_size):
+                x = lr[i : i + batch_size]
+                if dt is None:
+                    outs.append(model(x).float())
+                else:
+                    with torch.autocast(device_type=dev.type, dtype=dt):
+                        outs.append(model(x).float())
+        return torch.cat(outs)
+
+    out, fell_back = go(dtype), False
+    if dtype is not None and not torch.isfinite(out).all():
+        warnings.warn(f"{precision} output is not finite; re-running in fp32", RuntimeWarning, stacklevel=2)
+        out, fell_back = go(None), True
+    if out.shape[-2:] != (HR_SIZE, HR_SIZE):  # the Restorer contract is 128 px; be safe with others
+        out = F.interpolate(out, size=(HR_SIZE, HR_SIZE), mode="bicubic", align_corners=False, antialias=True)
+    return out.clamp(0, 1), fell_back

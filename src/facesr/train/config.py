@@ -1,0 +1,173 @@
+"""Training configs: one typed schema, YAML files in ``configs/`` that read like a hyper-parameter table.
+
+Every section derives from :class:`facesr.config.Strict`, so an unknown or misspelt key is a
+:class:`~facesr.errors.ConfigError` that names it (``optim.lrr: unknown key``). The ``loss`` section
+is owned by the loss module (:class:`facesr.losses.jdsr.JDSRLossWeights`); it is kept as a mapping
+here so that this module imports nothing heavy, and is validated against that class by
+:func:`load_train_config`, with the same one-line errors.
+
+Values marked PROPOSAL in ``configs/*.yaml`` are ours: papers.md 1.5 lists the optimiser, schedule,
+batch size and warm-up as unstated by the JDSR-GAN paper.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+
+from facesr.config import Strict, apply_overrides, build, read_yaml
+from facesr.errors import ConfigError
+
+RecipeName = Literal["jdsr", "sr_only", "two_stage_denoiser", "two_stage_sr"]
+
+
+class RunSection(Strict):
+    """Bookkeeping: where the run writes, how long it lasts, how often it logs and saves."""
+
+    name: str = "run"
+    out_dir: str | None = None  # default: <workspace>/runs/<name>
+    seed: int = 0
+    steps: int = Field(1000, gt=0)
+    max_minutes: float | None = Field(None, gt=0)  # stop cleanly (checkpoint + export) after this wall time
+    log_every: int = Field(50, gt=0)
+    ckpt_every: int = Field(500, gt=0)
+    image_every: int = Field(1000, gt=0)
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"  # auto: bf16 on CUDA, fp32 on CPU
+    threads: int | None = Field(None, gt=0)  # torch.set_num_threads on CPU (None: leave torch's default)
+    deterministic: bool = False  # torch.use_deterministic_algorithms (slower on GPU)
+    tensorboard: bool = True
+    progress: bool = True  # tqdm bar (rank 0 only)
+    export: bool = True  # write weights.safetensors, card.md and loss curve at the end
+
+
+class DataSection(Strict):
+    """Which prepared face set feeds the batcher and how batches are cut."""
+
+    prepared: str = "utkface"  # a name under <workspace>/prepared/ or a folder path
+    split: Literal["train", "test"] = "train"
+    scale: Literal[4, 8] = 4
+    batch_size: int = Field(16, gt=0)  # GLOBAL batch; each DDP rank takes batch_size / world_size
+    device: Literal["auto", "cpu", "cuda"] = "auto"  # where the uint8 set and the degradation live
+    root: str | None = None  # face-data root holding masktheface/ (default: facesr.paths.data_root())
+
+
+class ModelSection(Strict):
+    """The generator: a registered zoo architecture built with ``size``, ``scale`` and overrides."""
+
+    arch: str = "jdsr"
+    size: Literal["lite", "paper"] = "lite"
+    overrides: dict[str, Any] = Field(default_factory=dict)  # JDSRSize fields, e.g. {trunk: 16}
+    critic: dict[str, Any] = Field(default_factory=dict)  # WGANCritic arguments, e.g. {width: 32}
+
+
+class OptimSection(Strict):
+    """Adam for the generator (G) and the WGAN-GP critic (D); papers.md 1.5 (PROPOSAL)."""
+
+    lr: float = Field(1e-4, gt=0)
+    betas: tuple[float, float] = (0.5, 0.999)
+    d_lr: float = Field(1e-4, gt=0)
+    d_betas: tuple[float, float] = (0.5, 0.9)
+    weight_decay: float = Field(0.0, ge=0)
+    grad_clip: float | None = Field(10.0, gt=0)  # max global grad norm per network; None: no clipping
+    impl: Literal["auto", "fused", "foreach", "plain"] = "auto"  # auto: fused on CUDA, foreach on CPU
+
+
+class ScheduleSection(Strict):
+    """Step-wise lr decay: multiply by ``gamma`` at each milestone (fractions of ``run.steps``)."""
+
+    milestones: list[float] = Field(default_factory=lambda: [0.5, 0.75])
+    gamma: float = Field(0.5, gt=0, le=1)
+
+    @field_validator("milestones")
+    @classmethod
+    def _fractions(cls, v: list[float]) -> list[float]:
+        if any(not 0.0 < m < 1.0 for m in v) or v != sorted(v):
+            raise ValueError("milestones must be increasing fractions of run.steps in (0, 1)")
+        return v
+
+
+class RecipeSection(Strict):
+    """What is trained on what: the joint JDSR model or one of its baselines (docs/training.md)."""
+
+    name: RecipeName = "jdsr"
+    warmup_steps: int = Field(0, ge=0)  # jdsr: denoiser-only steps before joint training (PROPOSAL)
+    adversarial: bool = True  # WGAN-GP critic on the SR output (weights: loss.adversarial, loss.gp_lambda)
+    adv_start_step: int | None = Field(None, ge=0)  # None: switch the critic on when warm-up ends
+    d_steps_per_g: int = Field(1, ge=1)  # critic updates per generator update (1:1, papers.md 1.5)
+
+
+class EmaSection(Strict):
+    """Exponential moving average of the generator (parameters and buffers); the EMA is exported."""
+
+    decay: float = Field(0.999, ge=0, lt=1)
+    start: int = Field(0, ge=0)  # before this step the EMA just copies the weights
+
+
+class TrainConfig(Strict):
+    """The whole training config (one YAML file)."""
+
+    run: RunSection = Field(default_factory=RunSection)
+    data: DataSection = Field(default_factory=DataSection)
+    model: ModelSection = Field(default_factory=ModelSection)
+    optim: OptimSection = Field(default_factory=OptimSection)
+    schedule: ScheduleSection = Field(default_factory=ScheduleSection)
+    recipe: RecipeSection = Field(default_factory=RecipeSection)
+    loss: dict[str, Any] = Field(default_factory=dict)  # validated by facesr.losses.jdsr.JDSRLossWeights
+    ema: EmaSection = Field(default_factory=EmaSection)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> TrainConfig:
+        if self.recipe.warmup_steps and self.recipe.name != "jdsr":
+            raise ValueError("recipe.warmup_steps is only used by recipe jdsr")
+        return self
+
+    @property
+    def adv_start(self) -> int:
+        """First step with the adversarial term (the end of the warm-up unless set)."""
+        r = self.recipe
+        return r.warmup_steps if r.adv_start_step is None else r.adv_start_step
+
+    def out_path(self) -> Path:
+        """The run folder."""
+        from facesr.paths import workspace
+
+        return Path(self.run.out_dir) if self.run.out_dir else workspace() / "runs" / self.run.name
+
+
+def _loss_weights_class() -> type[Strict]:
+    try:
+        from facesr.losses.jdsr import JDSRLossWeights
+    except ModuleNotFoundError as exc:  # pragma: no cover - only before the losses module exists
+        raise ConfigError(f"cannot validate the loss section: {exc}") from None
+    return JDSRLossWeights
+
+
+def validate_loss(cfg: TrainConfig, source: str) -> TrainConfig:
+    """Check ``cfg.loss`` against JDSRLossWeights and fill in its defaults (one-line errors)."""
+    weights_cls = _loss_weights_class()
+    try:
+        weights = weights_cls.model_validate(cfg.loss)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = ".".join(["loss", *(str(p) for p in err["loc"])])
+        what = "unknown key (misspelt?)" if err["type"] == "extra_forbidden" else err["msg"]
+        raise ConfigError(f"{source}: {loc}: {what}") from None
+    cfg.loss = weights.model_dump(mode="json")
+    return cfg
+
+
+def config_from_dict(data: dict[str, Any], source: str = "config") -> TrainConfig:
+    """Validate a plain mapping (e.g. the YAML embedded in a checkpoint) as a TrainConfig."""
+    return validate_loss(build(TrainConfig, data, source), source)
+
+
+def load_train_config(path: str | os.PathLike[str] | None, overrides: Sequence[str] = ()) -> TrainConfig:
+    """Read a YAML config (or the defaults), apply ``key.sub=value`` overrides, validate everything."""
+    data = read_yaml(path) if path is not None else {}
+    data = apply_overrides(data, overrides)
+    return config_from_dict(data, str(path) if path is not None else "config")

@@ -1,0 +1,648 @@
+"""The training loop: one function, :func:`train`, that a reader can follow from top to bottom.
+
+What happens, in order (each step is a short paragraph in :func:`train`):
+
+1. **Processes and device.** Under ``torchrun`` (``WORLD_SIZE > 1``) every process joins a
+   ``torch.distributed`` group (NCCL on GPUs, gloo on CPU); otherwise there is one process.
+   Precision comes from the config: bf16 autocast on CUDA, fp32 on CPU (fp16 + GradScaler on request).
+2. **Seeds.** One seed for every rank, so that every rank builds the same initial weights and draws
+   the same *global* batch; each rank then keeps its own slice of it (:meth:`Context.local`). This
+   makes an N-process run compute the same updates as a 1-process run with the same global batch.
+3. **Data.** :class:`facesr.data.datasets.MaskedFaceBatcher` keeps the prepared uint8 faces on the
+   training device and synthesises masks and LR images inside the step.
+4. **Recipe, optimisers, schedules, EMA.** The recipe (:mod:`facesr.train.jdsr`) says which networks
+   train on what with which losses; this loop owns the mechanics: Adam, lr halving at milestones,
+   backward, gradient clipping, the NaN/inf guard (:class:`Updater`) and the EMA of the generator.
+5. **Resume.** A checkpoint holds every piece of state (weights, optimisers, schedules, scaler, EMA,
+   RNG states including the batcher's, step), so a resumed run continues bit for bit.
+6. **The loop.** Batch -> recipe step -> schedule step -> EMA -> logs (tqdm, TensorBoard, log.jsonl)
+   -> preview grid -> atomic checkpoint. ``run.max_minutes`` stops cleanly at a step boundary.
+7. **Export.** The EMA generator goes to fp16 safetensors with :func:`facesr.zoo.save_weights`, next to
+   a draft model card and a loss-curve PNG.
+
+Only rank 0 writes files. Checkpoints hold tensors and plain Python values only and are read back
+with ``torch.load(weights_only=True)``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import json
+import math
+import os
+import platform
+import random
+import subprocess
+import time
+import warnings
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from facesr.config import dump
+from facesr.errors import ConfigError, DataError
+from facesr.io import atomic_path, atomic_write_text, write_image
+from facesr.train.config import TrainConfig, config_from_dict
+
+CKPT_NAME = "last.pt"
+
+
+# ----------------------------------------------------------------------------------------------
+# Small pieces the loop uses (each one job)
+# ----------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Context:
+    """What a recipe needs to know about the process it runs in."""
+
+    device: torch.device
+    rank: int = 0
+    world: int = 1
+    precision: str = "fp32"
+    generator: torch.Generator = field(default_factory=torch.Generator)  # recipe randomness (GP mixing)
+    fetch: Callable[[], dict[str, torch.Tensor]] | None = None  # next local batch (extra critic steps)
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    def autocast(self) -> contextlib.AbstractContextManager[Any]:
+        """bf16/fp16 autocast on CUDA when the config asks for it; a no-op in fp32."""
+        if self.precision == "fp32":
+            return contextlib.nullcontext()
+        dtype = torch.bfloat16 if self.precision == "bf16" else torch.float16
+        return torch.autocast(self.device.type, dtype=dtype)
+
+    def local(self, t: torch.Tensor) -> torch.Tensor:
+        """This rank's contiguous slice of a tensor whose first dimension is the global batch."""
+        if self.world == 1:
+            return t
+        n = t.shape[0] // self.world
+        return t[self.rank * n : (self.rank + 1) * n]
+
+    def rand(self, *shape: int) -> torch.Tensor:
+        """Uniform numbers drawn for the GLOBAL batch from the recipe generator, then sliced,
+        so that random draws do not depend on the number of processes."""
+        return self.local(torch.rand(*shape, generator=self.generator)).to(self.device)
+
+    def wrap(self, net: nn.Module, *, find_unused: bool = False) -> nn.Module:
+        """DDP-wrap a network when there are several processes (gradients averaged across ranks)."""
+        if self.world == 1:
+            return net
+        ids = [self.device.index] if self.device.type == "cuda" else None
+        return nn.parallel.DistributedDataParallel(net, device_ids=ids, find_unused_parameters=find_unused)
+
+
+class Updater:
+    """One optimiser step with the safety checks: backward, unscale, clip, finite check, step.
+
+    The check is on the global gradient norm *after* DDP has averaged the gradients, so every rank
+    sees the same number and takes the same decision: a NaN/inf loss or gradient skips the update
+    on all ranks (and is logged) instead of poisoning the weights.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        params: list[nn.Parameter],
+        opt: torch.optim.Optimizer,
+        grad_clip: float | None,
+        scaler: torch.amp.GradScaler | None,
+        *,
+        average_over: int = 1,
+    ) -> None:
+        self.name, self.params, self.opt, self.grad_clip, self.scaler = name, params, opt, grad_clip, scaler
+        self.average_over = average_over  # > 1: all-reduce the gradients here (a network not wrapped in DDP)
+        self.skipped = 0
+        self.last_norm = 0.0
+        self.last_skipped = False
+
+    def __call__(self, loss: torch.Tensor) -> bool:
+        self.opt.zero_grad(set_to_none=True)
+        if self.scaler is not None:
+            self.scaler.scale(loss).backward()
+            self.scaler.unscale_(self.opt)
+        else:
+            loss.backward()
+        if self.average_over > 1:
+            for p in self.params:
+                if p.grad is not None:
+                    dist.all_reduce(p.grad)
+                    p.grad.div_(self.average_over)
+        max_norm = self.grad_clip if self.grad_clip is not None else math.inf
+        norm = torch.nn.utils.clip_grad_norm_(self.params, max_norm, foreach=None)
+        self.last_norm = float(norm)
+        ok = math.isfinite(self.last_norm) and math.isfinite(float(loss.detach()))
+        if ok:
+            if self.scaler is not None:
+                self.scaler.step(self.opt)
+            else:
+                self.opt.step()
+        else:
+            self.skipped += 1
+            self.opt.zero_grad(set_to_none=True)
+        if self.scaler is not None:
+            self.scaler.update()
+        self.last_skipped = not ok
+        return ok
+
+
+class EMA:
+    """Exponential moving average of a network's parameters AND buffers (the exported weights).
+
+    Floating tensors follow ``ema = decay * ema + (1 - decay) * current``; integer buffers are
+    copied. Before ``start`` the average simply copies the network (decay 0), so early noise does
+    not linger in it.
+    """
+
+    def __init__(self, net: nn.Module, decay: float, start: int) -> None:
+        self.module = copy.deepcopy(net).eval().requires_grad_(False)
+        self.decay, self.start = decay, start
+
+    @torch.no_grad()
+    def update(self, net: nn.Module, step: int) -> None:
+        decay = 0.0 if step < self.start else self.decay
+        current = net.state_dict()
+        for key, avg in self.module.state_dict().items():
+            value = current[key].detach()
+            if avg.is_floating_point():
+                avg.lerp_(value.to(avg.dtype), 1.0 - decay)
+            else:
+                avg.copy_(value)
+
+
+def init_distributed(device_pref: str) -> tuple[int, int, torch.device]:
+    """Join the torchrun process group when WORLD_SIZE > 1; return (rank, world, device)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    want_cuda = device_pref == "cuda" or (device_pref == "auto" and torch.cuda.is_available())
+    if want_cuda and not torch.cuda.is_available():
+        raise ConfigError("run.device=cuda but no CUDA device is available")
+    if world == 1:
+        return 0, 1, torch.device("cuda" if want_cuda else "cpu")
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if want_cuda else "gloo")
+    rank, local = dist.get_rank(), int(os.environ.get("LOCAL_RANK", "0"))
+    if want_cuda:
+        torch.cuda.set_device(local)
+        return rank, world, torch.device("cuda", local)
+    return rank, world, torch.device("cpu")
+
+
+def resolve_precision(requested: str, device: torch.device) -> str:
+    """auto -> bf16 on CUDA, fp32 on CPU; reduced precision on CPU is refused (too slow, no gain)."""
+    if requested == "auto":
+        return "bf16" if device.type == "cuda" else "fp32"
+    if requested != "fp32" and device.type != "cuda":
+        raise ConfigError(f"run.precision={requested} needs a CUDA device; use fp32 (or auto) on CPU")
+    return requested
+
+
+def make_optimizer(
+    params: list[nn.Parameter],
+    lr: float,
+    betas: tuple[float, float],
+    weight_decay: float,
+    impl: str,
+    device: torch.device,
+) -> torch.optim.Adam:
+    """Adam with the fused (CUDA) or foreach kernel; both give the same maths as the plain loop."""
+    kw: dict[str, Any] = {}
+    if impl == "fused" or (impl == "auto" and device.type == "cuda"):
+        kw["fused"] = True
+    elif impl in ("foreach", "auto"):
+        kw["foreach"] = True
+    else:
+        kw["foreach"] = False
+    return torch.optim.Adam(params, lr=lr, betas=betas, weight_decay=weight_decay, **kw)
+
+
+def git_revision() -> str:
+    """The source revision (plus ``-dirty``), or ``unknown`` outside a git checkout."""
+    here = Path(__file__).resolve().parent
+    try:
+        rev = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=10, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=here,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return rev + ("-dirty" if dirty else "")
+
+
+def rng_state(batcher: Any, ctx: Context) -> dict[str, Any]:
+    """Every random state the run depends on, as tensors and plain values (weights_only-safe)."""
+    np_state = np.random.get_state()
+    state = {
+        "python": random.getstate(),
+        "numpy": (np_state[0], torch.from_numpy(np_state[1].copy()), *np_state[2:]),
+        "torch": torch.get_rng_state(),
+        "recipe": ctx.generator.get_state(),
+        "batcher": batcher_state(batcher),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any], batcher: Any, ctx: Context) -> None:
+    """Inverse of :func:`rng_state`."""
+    random.setstate(_tuplify(state["python"]))
+    name, keys, *rest = state["numpy"]
+    np.random.set_state((name, keys.numpy(), *rest))
+    torch.set_rng_state(state["torch"])
+    ctx.generator.set_state(state["recipe"])
+    set_batcher_state(batcher, state["batcher"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def batcher_state(batcher: Any) -> dict[str, Any]:
+    """Where the batcher is in its epoch and its generator (its own ``state_dict`` when it has one)."""
+    if hasattr(batcher, "state_dict"):
+        return batcher.state_dict()
+    return {
+        "generator": batcher.generator.get_state(),
+        "order": batcher._order.clone(),
+        "pos": int(batcher._pos),
+        "epoch": int(batcher.epoch),
+    }
+
+
+def set_batcher_state(batcher: Any, state: dict[str, Any]) -> None:
+    """Inverse of :func:`batcher_state`."""
+    if hasattr(batcher, "load_state_dict"):
+        batcher.load_state_dict(state)
+        return
+    batcher.generator.set_state(state["generator"])
+    batcher._order, batcher._pos, batcher.epoch = state["order"].clone(), state["pos"], state["epoch"]
+
+
+def _tuplify(x: Any) -> Any:
+    return tuple(_tuplify(v) for v in x) if isinstance(x, (list, tuple)) else x
+
+
+def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
+    """torch.save to a temporary file, renamed on success: a kill leaves the old or the new file."""
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+
+
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    """Read a checkpoint with ``weights_only=True`` (tensors and plain values; no code is unpickled)."""
+    if not path.is_file():
+        raise DataError(f"no checkpoint at {path}; is this a training run folder?")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise DataError(f"{path}: unreadable checkpoint ({type(exc).__name__})") from None
+
+
+def config_for_resume(run_dir: str | os.PathLike[str], overrides: list[str]) -> TrainConfig:
+    """The config embedded in a run's checkpoint, with overrides (e.g. more steps) applied."""
+    from facesr.config import apply_overrides
+
+    run_dir = Path(run_dir)
+    state = load_checkpoint(run_dir / "ckpt" / CKPT_NAME)
+    import yaml
+
+    data = apply_overrides(yaml.safe_load(state["config_yaml"]), overrides)
+    data.setdefault("run", {})["out_dir"] = str(run_dir)
+    return config_from_dict(data, f"{run_dir}/ckpt/{CKPT_NAME}")
+
+
+class Meter:
+    """Running means of the logged scalars between two log lines, plus throughput."""
+
+    def __init__(self) -> None:
+        self.sums: dict[str, float] = {}
+        self.count = 0
+        self.images = 0
+        self.t0 = time.perf_counter()
+
+    def add(self, logs: dict[str, float], images: int) -> None:
+        for k, v in logs.items():
+            self.sums[k] = self.sums.get(k, 0.0) + float(v)
+        self.count += 1
+        self.images += images
+
+    def flush(self) -> dict[str, float]:
+        dt = max(time.perf_counter() - self.t0, 1e-9)
+        out = {k: v / max(self.count, 1) for k, v in self.sums.items()}
+        out["images_per_s"] = self.images / dt
+        self.__init__()
+        return out
+
+
+def image_grid(columns: list[torch.Tensor], rows: int = 4) -> np.ndarray:
+    """Side-by-side columns (each [N,3,128,128] in [0,1]) for the first ``rows`` samples -> uint8 HxWx3."""
+    cols = [c[:rows].detach().float().clamp(0, 1).cpu() for c in columns]
+    grid = torch.cat([torch.cat(list(c), dim=2) for c in zip(*cols, strict=True)], dim=1)
+    return (grid.permute(1, 2, 0).numpy() * 255.0 + 0.5).astype(np.uint8)
+
+
+def _sync_flag(flag: bool, ctx: Context) -> bool:
+    """Rank 0's decision (e.g. 'time is up'), seen by every rank."""
+    if ctx.world == 1:
+        return flag
+    t = torch.tensor([1.0 if flag else 0.0], device=ctx.device if ctx.device.type == "cuda" else "cpu")
+    dist.broadcast(t, src=0)
+    return bool(t.item())
+
+
+def _mean_over_ranks(values: dict[str, float], ctx: Context) -> dict[str, float]:
+    """Average logged scalars over the ranks (each saw its slice of the global batch)."""
+    if ctx.world == 1:
+        return values
+    keys = sorted(values)
+    t = torch.tensor(
+        [values[k] for k in keys],
+        dtype=torch.float64,
+        device=ctx.device if ctx.device.type == "cuda" else "cpu",
+    )
+    dist.all_reduce(t)
+    return {k: float(v) / ctx.world for k, v in zip(keys, t.tolist(), strict=True)}
+
+
+def _truncate_log(path: Path, step: int) -> None:
+    """On resume, drop log lines written after the checkpoint (the steps that will be redone)."""
+    if not path.is_file():
+        return
+    keep = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            if json.loads(line).get("step", 0) <= step:
+                keep.append(line)
+        except json.JSONDecodeError:
+            continue  # a line cut by a kill
+    atomic_write_text(path, "".join(x + "\n" for x in keep))
+
+
+# ----------------------------------------------------------------------------------------------
+# The loop
+# ----------------------------------------------------------------------------------------------
+
+
+def train(cfg: TrainConfig, *, resume: bool = False) -> Path:
+    """Train according to ``cfg`` (continuing the run in ``cfg.run.out_dir`` if ``resume``)."""
+    from facesr.data.datasets import MaskedFaceBatcher
+    from facesr.data.prepared import PreparedSet
+    from facesr.train.jdsr import build_recipe
+
+    # 1. Processes, device and precision.
+    rank, world, device = init_distributed(cfg.run.device)
+    precision = resolve_precision(cfg.run.precision, device)
+    if cfg.run.threads is not None and device.type == "cpu":
+        torch.set_num_threads(cfg.run.threads)
+    if cfg.run.deterministic:
+        torch.use_deterministic_algorithms(True)
+    if cfg.data.batch_size % world:
+        raise ConfigError(f"data.batch_size={cfg.data.batch_size} must be divisible by the {world} processes")
+    run_dir = cfg.out_path()
+    ckpt_path = run_dir / "ckpt" / CKPT_NAME
+    if not resume and ckpt_path.exists():
+        raise ConfigError(f"{run_dir} already holds a run; use --resume {run_dir} or another run.name")
+
+    # 2. Seeds: the same on every rank (same initial weights, same global batches).
+    seed = cfg.run.seed
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    ctx = Context(
+        device=device,
+        rank=rank,
+        world=world,
+        precision=precision,
+        generator=torch.Generator().manual_seed(seed + 1),
+    )
+
+    # 3. Data: the prepared faces live on the data device; degradation happens in next_batch().
+    data_device = device if cfg.data.device == "auto" else torch.device(cfg.data.device)
+    prepared_path = Path(cfg.data.prepared)
+    if not prepared_path.is_dir():
+        from facesr.paths import prepared_dir
+
+        prepared_path = prepared_dir(cfg.data.prepared)
+    prepared = PreparedSet.load(prepared_path)
+    batcher = MaskedFaceBatcher(
+        prepared, cfg.data.split, cfg.data.scale, data_device, cfg.data.batch_size, seed, data=cfg.data.root
+    )
+
+    def fetch() -> dict[str, torch.Tensor]:
+        return {k: ctx.local(v).to(device, non_blocking=True) for k, v in batcher.next_batch().items()}
+
+    ctx.fetch = fetch
+    g_state = batcher.generator.get_state()  # a fixed preview batch that leaves the batch stream as it was
+    preview = batcher.make_batch(torch.arange(min(4, len(batcher))))
+    batcher.generator.set_state(g_state)
+
+    # 4. Recipe (networks + losses), optimisers, lr schedules, scaler, EMA.
+    recipe = build_recipe(cfg, ctx)
+    steps = cfg.run.steps
+    milestones = [max(1, round(f * steps)) for f in cfg.schedule.milestones]
+    optimizers, schedulers, updaters = {}, {}, {}
+    scaler = torch.amp.GradScaler("cuda") if precision == "fp16" else None
+    for name, params in recipe.trainable().items():
+        lr, betas = (cfg.optim.d_lr, cfg.optim.d_betas) if name == "D" else (cfg.optim.lr, cfg.optim.betas)
+        opt = make_optimizer(params, lr, betas, cfg.optim.weight_decay, cfg.optim.impl, device)
+        optimizers[name] = opt
+        schedulers[name] = torch.optim.lr_scheduler.MultiStepLR(opt, milestones, cfg.schedule.gamma)
+        manual = world if name in recipe.sync_manually else 1
+        updaters[name] = Updater(name, params, opt, cfg.optim.grad_clip, scaler, average_over=manual)
+    ema = EMA(recipe.generator, cfg.ema.decay, cfg.ema.start)
+
+    # 5. Resume: every piece of state, then the RNGs last (so nothing above disturbs them).
+    start, elapsed_before, images_before = 0, 0.0, 0
+    if resume:
+        state = load_checkpoint(ckpt_path)
+        for name, net in recipe.nets.items():
+            net.load_state_dict(state["nets"][name])
+        for name, opt in optimizers.items():
+            opt.load_state_dict(state["optimizers"][name])
+        for name, sched in schedulers.items():
+            sched.load_state_dict(state["schedulers"][name])
+            sched.milestones = Counter(milestones)  # follow the (possibly extended) run.steps
+        if scaler is not None and state.get("scaler"):
+            scaler.load_state_dict(state["scaler"])
+        ema.module.load_state_dict(state["ema"])
+        for name, up in updaters.items():
+            up.skipped = int(state.get("skipped", {}).get(name, 0))
+        set_rng_state(state["rng"], batcher, ctx)
+        start, elapsed_before = int(state["step"]), float(state["elapsed_s"])
+        images_before = int(state["images_seen"])
+        del state
+    recipe.bind()  # DDP-wrap after the weights are final (DDP broadcasts rank 0's weights)
+
+    # Writers (rank 0 only): config, log.jsonl, TensorBoard, progress bar.
+    revision = git_revision()
+    config_yaml = dump(cfg)
+    log_path = run_dir / "log.jsonl"
+    writer = None
+    bar = None
+    if ctx.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(run_dir / "config.yaml", config_yaml)
+        if resume:
+            _truncate_log(log_path, start)
+        if cfg.run.tensorboard:
+            from torch.utils.tensorboard import SummaryWriter
+
+            writer = SummaryWriter(str(run_dir / "tb"), purge_step=start if resume else None)
+        if cfg.run.progress:
+            from tqdm import tqdm
+
+            bar = tqdm(total=steps, initial=start, desc=cfg.run.name, dynamic_ncols=True, mininterval=2.0)
+
+    def checkpoint(step: int, elapsed: float, images: int) -> None:
+        if not ctx.is_main:
+            return
+        save_checkpoint(
+            ckpt_path,
+            {
+                "step": step,
+                "elapsed_s": elapsed,
+                "images_seen": images,
+                "world": world,
+                "config_yaml": config_yaml,
+                "git": revision,
+                "torch": str(torch.__version__),
+                "nets": {k: v.state_dict() for k, v in recipe.nets.items()},
+                "optimizers": {k: v.state_dict() for k, v in optimizers.items()},
+                "schedulers": {k: v.state_dict() for k, v in schedulers.items()},
+                "scaler": scaler.state_dict() if scaler is not None else None,
+                "ema": ema.module.state_dict(),
+                "skipped": {k: u.skipped for k, u in updaters.items()},
+                "rng": rng_state(batcher, ctx),
+            },
+        )
+
+    # 6. The loop.
+    t_start = time.perf_counter()
+    meter = Meter()
+    step = start
+    images = images_before
+    stopped_early = False
+    with open(log_path, "a", encoding="utf-8") if ctx.is_main else contextlib.nullcontext() as log:
+        while step < steps:
+            batch = fetch()
+            logs = recipe.step(batch, step, updaters)
+            with warnings.catch_warnings():  # the critic's schedule also counts steps before it starts
+                warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step")
+                for sched in schedulers.values():
+                    sched.step()
+            ema.update(recipe.generator, step)
+            step += 1
+            images += cfg.data.batch_size
+            for name, up in updaters.items():
+                if up.last_skipped:
+                    logs[f"skipped/{name}"] = 1.0
+                    if ctx.is_main:
+                        msg = f"step {step}: non-finite {name} loss/gradient, update skipped"
+                        (bar.write if bar else print)(msg)
+                        log.write(json.dumps({"step": step, "event": "skipped", "net": name}) + "\n")
+                logs[f"grad_norm/{name}"] = up.last_norm if math.isfinite(up.last_norm) else 0.0
+            meter.add(logs, cfg.data.batch_size)
+            elapsed = elapsed_before + time.perf_counter() - t_start
+            out_of_time = (
+                cfg.run.max_minutes is not None and (time.perf_counter() - t_start) > 60 * cfg.run.max_minutes
+            )
+            stop = _sync_flag(out_of_time, ctx) and step < steps
+
+            if bar is not None:
+                bar.update(1)
+            if step % cfg.run.log_every == 0 or step == steps or stop:
+                means = _mean_over_ranks(meter.flush(), ctx)
+            if ctx.is_main and (step % cfg.run.log_every == 0 or step == steps or stop):
+                means.update({f"lr/{k}": s.get_last_lr()[0] for k, s in schedulers.items()})
+                record = {"step": step, "elapsed_s": round(elapsed, 2), "images": images, **means}
+                log.write(json.dumps(record) + "\n")
+                log.flush()
+                if writer is not None:
+                    for k, v in means.items():
+                        writer.add_scalar(k, v, step)
+                if bar is not None:
+                    bar.set_postfix(
+                        {
+                            k.split("/")[-1]: f"{v:.3g}"
+                            for k, v in means.items()
+                            if k in recipe.headline or k == "images_per_s"
+                        }
+                    )
+            if ctx.is_main and (step % cfg.run.image_every == 0 or step == steps or stop):
+                grid = image_grid(recipe.preview(ema.module, preview))
+                write_image(run_dir / "images" / "latest.png", grid)
+                if writer is not None:
+                    writer.add_image("preview (input | output | target)", grid, step, dataformats="HWC")
+            if step % cfg.run.ckpt_every == 0 or step == steps or stop:
+                checkpoint(step, elapsed, images)
+            if stop:
+                stopped_early = True
+                if ctx.is_main:
+                    (bar.write if bar else print)(f"run.max_minutes reached at step {step}; stopping cleanly")
+                break
+
+    # 7. Export (rank 0): EMA generator as fp16 safetensors, card draft, loss curve.
+    wall = time.perf_counter() - t_start
+    if bar is not None:
+        bar.close()
+    if writer is not None:
+        writer.close()
+    if ctx.is_main and cfg.run.export:
+        from facesr.train.report import write_card, write_loss_curve
+
+        meta = {"facesr.recipe": cfg.recipe.name, "facesr.steps": str(step), "facesr.git": revision}
+        recipe.export(ema.module, run_dir, meta)
+        write_loss_curve(log_path, run_dir / "loss_curve.png")
+        write_card(
+            run_dir,
+            cfg,
+            step=step,
+            wall_s=elapsed_before + wall,
+            images=images,
+            world=world,
+            device=device,
+            precision=precision,
+            revision=revision,
+            stopped_early=stopped_early,
+            generator=recipe.generator,
+            skipped={k: u.skipped for k, u in updaters.items()},
+            data_desc=f"prepared set `{prepared_path}` ({len(batcher)} faces in the split)",
+        )
+    if world > 1:
+        dist.barrier()
+        dist.destroy_process_group()
+    return run_dir
+
+
+def iter_log(path: Path) -> Iterator[dict[str, Any]]:
+    """The records of a run's log.jsonl (skipping a line cut by a kill)."""
+    if not path.is_file():
+        return
+    for line in path.read_text(encoding="utf-8").splitlines():
+        with contextlib.suppress(json.JSONDecodeError):
+            yield json.loads(line)
+
+
+def hardware() -> str:
+    """A short description of the machine (for cards and logs)."""
+    if torch.cuda.is_available():
+        return torch.cuda.get_device_name(0)
+    return f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+
+
+__all__ = ["EMA", "Context", "Updater", "config_for_resume", "hardware", "iter_log", "train"]

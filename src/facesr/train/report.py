@@ -1,0 +1,127 @@
+"""What a finished (or stopped) run leaves for people: a loss-curve PNG and a draft model card.
+
+The card is a *draft*: it records what the training run knows (config, data, steps, hardware, wall
+time, throughput, revision) and says plainly that benchmark scores come from ``facesr eval``, which
+the lead runs before a model is listed in the zoo. No number in it is typed by hand.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from facesr.config import dump
+from facesr.io import atomic_path, atomic_write_text
+from facesr.train.config import TrainConfig
+
+#: Differences from the JDSR-GAN paper that hold for every run of this trainer (papers.md 1.4-1.6).
+DIFFERENCES = (
+    "Data: UTKFace (aligned to the facesr 5-point template at 128x128), not CelebA; split by content hash.",
+    "Masks: MaskTheFace-style templates warped onto 68 dlib landmarks (the paper's templates are unknown).",
+    "Identity and perceptual/style features: dlib face-recognition ResNet (face-api.js port), not VGG/ArcFace.",
+    "Parsing-map prior: landmark polygons (no face-parsing network is available offline).",
+    "Optimiser, lr schedule, batch size, loss weights, warm-up: PROPOSAL values (unstated in the paper).",
+)
+
+
+def write_loss_curve(log_path: Path, out: Path) -> None:
+    """Plot every logged loss against the step (log scale) to a PNG (matplotlib, Agg backend)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from facesr.train.loop import iter_log
+
+    records = [r for r in iter_log(log_path) if "event" not in r]
+    series: dict[str, tuple[list[int], list[float]]] = {}
+    for r in records:
+        for k, v in r.items():
+            if "/" in k and k.split("/")[0] in ("G", "D") and isinstance(v, (int, float)):
+                xs, ys = series.setdefault(k, ([], []))
+                xs.append(r["step"])
+                ys.append(float(v))
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for k, (xs, ys) in sorted(series.items()):
+        ax = axes[1] if k.startswith("D/") else axes[0]
+        if k.startswith("D/") or all(y > 0 for y in ys):
+            ax.plot(xs, ys, label=k, lw=1)
+    axes[0].set_yscale("log")
+    axes[0].set_title("generator losses")
+    axes[1].set_title("critic (WGAN-GP)")
+    for ax in axes:
+        ax.set_xlabel("step")
+        if ax.lines:
+            ax.legend(fontsize=7)
+    fig.tight_layout()
+    with atomic_path(out) as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
+    plt.close(fig)
+
+
+def write_card(
+    run_dir: Path,
+    cfg: TrainConfig,
+    *,
+    step: int,
+    wall_s: float,
+    images: int,
+    world: int,
+    device: torch.device,
+    precision: str,
+    revision: str,
+    stopped_early: bool,
+    generator: nn.Module,
+    skipped: dict[str, int],
+    data_desc: str = "",
+) -> None:
+    """Write ``card.md``: everything the training run itself knows, with the config verbatim."""
+    from facesr.train.loop import hardware, iter_log
+
+    params = sum(p.numel() for p in generator.parameters())
+    last: dict[str, Any] = {}
+    for r in iter_log(run_dir / "log.jsonl"):
+        if "event" not in r:
+            last = r
+    ips = images / wall_s if wall_s > 0 else 0.0
+    weights = run_dir / "weights.safetensors"
+    size = f"{weights.stat().st_size / 2**20:.1f} MiB" if weights.is_file() else "n/a"
+    lines = [
+        f"# {cfg.run.name} (draft card written by `facesr train`)",
+        "",
+        f"* Recipe: `{cfg.recipe.name}`; architecture `{cfg.model.arch}` size `{cfg.model.size}`, x{cfg.data.scale}; "
+        f"{params:,} generator parameters; weights file {size} (fp16 EMA of the generator).",
+        f"* Data: {data_desc or cfg.data.prepared}, split `{cfg.data.split}`; masks and LR synthesised per step.",
+        f"* Steps: {step} of {cfg.run.steps}{' (stopped early by run.max_minutes)' if stopped_early else ''}; "
+        f"global batch {cfg.data.batch_size}; {images:,} images seen.",
+        f"* Hardware: {hardware()} x{world} process(es), {precision}; torch {torch.__version__}.",
+        f"* Wall time: {wall_s / 60:.1f} min; mean throughput {ips:.2f} images/s (from the run's own clock).",
+        f"* Updates skipped by the NaN/inf guard: {json.dumps(skipped)}.",
+        f"* Source revision: `{revision}`.",
+        "* Benchmark scores: not measured by the training run. Run "
+        f"`facesr eval --model {weights} --benchmark utk-mask-x{cfg.data.scale}`.",
+        "",
+        "## Last logged losses",
+        "",
+        "```json",
+        json.dumps({k: round(v, 5) if isinstance(v, float) else v for k, v in last.items()}, indent=1),
+        "```",
+        "",
+        "## Differences from the paper",
+        "",
+        *[f"* {d}" for d in DIFFERENCES],
+        "",
+        "## Config",
+        "",
+        "```yaml",
+        dump(cfg).rstrip(),
+        "```",
+        "",
+        "Files: `log.jsonl` (one JSON record per log interval), `loss_curve.png`, `images/latest.png`, `tb/`.",
+        "",
+    ]
+    atomic_write_text(run_dir / "card.md", "\n".join(lines))

@@ -1,0 +1,77 @@
+"""Frozen benchmarks: byte-identical when rebuilt, verified by SHA256SUMS, loadable."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from data_support import make_prepared
+
+
+def _digest(root: Path) -> dict[str, str]:
+    return {
+        p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    pytest.importorskip("dlib")
+    return make_prepared(tmp_path_factory.mktemp("bm"), n_test=2)
+
+
+@pytest.mark.parametrize("name", ["utk-mask-x8", "celeba10k"])
+def test_build_twice_byte_identical(prepared: Path, shared_data: Path, tmp_path: Path, name: str) -> None:
+    from facesr.data.benchmarks import build_benchmark, load_benchmark, verify_benchmark
+    from facesr.errors import DataError
+
+    a = build_benchmark(name, prepared, tmp_path / "a", shared_data, progress=False)
+    b = build_benchmark(name, prepared, tmp_path / "b", shared_data, progress=False)
+    da, db = _digest(a), _digest(b)
+    assert da == db and len(da) > 5
+    assert verify_benchmark(a) == len(da) - 1  # every file but SHA256SUMS itself
+
+    bm = load_benchmark(name, tmp_path / "a")
+    n = 1 if name == "celeba10k" else 2
+    assert len(bm) == n and bm.hr.shape == (n, 128, 128, 3) and bm.mask.shape == (n, 128, 128)
+    assert bm.lr.shape == (n, 16, 16, 3) if name == "utk-mask-x8" else bm.lr.shape == (n, 32, 32, 3)
+    assert not np.array_equal(bm.lr, bm.lr_clean)  # the input is masked
+    if name == "celeba10k":
+        assert bm.identities == [2880]  # identity.txt: 000001.jpg 2880
+        assert load_benchmark(name, tmp_path / "a", scale=8).lr.shape == (1, 16, 16, 3)
+
+    (a / "lr_clean" / "00000.png" if name != "celeba10k" else a / "lr_clean_x4" / "00000.png").write_bytes(
+        b"x"
+    )
+    with pytest.raises(DataError, match="checksum mismatch"):
+        verify_benchmark(a)
+
+
+def test_unknown_and_missing(tmp_path: Path) -> None:
+    from facesr.data.benchmarks import load_benchmark
+    from facesr.errors import DataError
+
+    with pytest.raises(DataError, match="not found"):
+        load_benchmark("utk-mask-x4", tmp_path)
+
+
+def test_cli_build_verify_preview(prepared: Path, shared_data: Path, tmp_path: Path) -> None:
+    from PIL import Image
+
+    from facesr.cli import main
+
+    out = tmp_path / "bench"
+    assert main(["benchmarks", "verify", "--out", str(out)]) == 2  # nothing built yet: one-line error
+    args = ["--prepared", str(prepared), "--data", str(shared_data), "--out", str(out)]
+    assert main(["benchmarks", "build", "--only", "utk-mask-x4", *args]) == 0
+    assert main(["benchmarks", "build", "--only", "nope", *args]) == 2
+    assert main(["benchmarks", "verify", "--out", str(out)]) == 0
+    png = tmp_path / "sheet.png"
+    prep = ["--prepared", str(prepared / "utkface"), "--data", str(shared_data)]
+    assert main(["preview", "--n", "2", "--split", "all", "-o", str(png), *prep]) == 0
+    assert Image.open(png).size == (7 * 128, 2 * 128)
