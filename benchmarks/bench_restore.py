@@ -60,7 +60,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
 
     from facesr.nets.jdsr import JDSRGenerator
-    from facesr.restore.api import restore
+    from facesr.restoration.api import restore
     from facesr.zoo import save_weights
 
     photo = compose(data_root(args.data))

@@ -5,7 +5,7 @@ Why: the restore pipeline needs a real small-face detector without facenet-pytor
 three plain state dicts (``facenet_pytorch/data/{pnet,rnet,onet}.pt``, MIT licence); this script
 reads them once with ``torch.load(weights_only=True)`` and writes
 ``src/facesr/weights/mtcnn.safetensors`` (fp32, keys prefixed ``pnet.`` / ``rnet.`` / ``onet.``),
-which :mod:`facesr.restore.mtcnn` loads.
+which :mod:`facesr.restoration.mtcnn` loads.
 
 Usage::
 

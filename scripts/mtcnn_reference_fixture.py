@@ -1,6 +1,6 @@
 """Record facenet-pytorch's own MTCNN output on the bundled samples, as a parity fixture.
 
-Why: ``facesr.restore.mtcnn`` is a re-implementation; this fixture lets a test check that, with
+Why: ``facesr.restoration.mtcnn`` is a re-implementation; this fixture lets a test check that, with
 the converted weights, it finds the same faces and landmarks as the original code. facenet-pytorch
 2.6.0 cannot be installed next to torch 2.13 (it pins torch<2.3) and imports torchvision only for
 ``batched_nms``, so this script unpacks the wheel into a temporary folder and runs its

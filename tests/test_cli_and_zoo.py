@@ -88,3 +88,15 @@ def test_zoo_hash_mismatch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
         zoo.load_model("m-x4")
     with pytest.raises(ModelError, match="missing"):
         zoo.load_model("gone-x4")
+
+
+def test_public_restore_is_the_function_even_after_the_pipeline_is_imported() -> None:
+    """Regression: a subpackage named ``facesr.restore`` used to shadow the ``restore`` function."""
+    code = (
+        "import facesr.restoration.pipeline, facesr.commands.restore\n"
+        "from facesr import restore, load_model, list_models\n"
+        "import inspect, sys\n"
+        "sys.exit(0 if inspect.isfunction(restore) and callable(load_model) and callable(list_models) else 1)"
+    )
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr

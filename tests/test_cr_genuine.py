@@ -136,3 +136,13 @@ def test_summary_markdown_lists_every_source(photo_root: Path, tmp_path: Path) -
     rep = build_genuine(photo_root, tmp_path / "out", cfg, detector=_fake_detector, progress=False)
     md = summary_markdown(rep)
     assert "| rwmfd | 20 | 8 |" in md and "| web_unmasked |" in md and "too small: 4" in md
+
+
+def test_cli_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from facesr.cli import main
+
+    assert main(["genuine", "build", "--data", str(tmp_path / "nope"), "-o", str(tmp_path / "o")]) == 2
+    assert main(["genuine", "eval", "--method", "no-equals-sign"]) == 2
+    assert main(["genuine", "summary", "--genuine", str(tmp_path)]) == 2
+    lines = [x for x in capsys.readouterr().err.splitlines() if x]
+    assert len(lines) == 3 and all(x.startswith("facesr: error:") for x in lines)

@@ -136,3 +136,23 @@ def test_list_images_sorted_recursive(tmp_path: Path) -> None:
         "b/1.webp",
         "b/2.png",
     ]
+
+
+def test_truncated_tiff_is_an_error_not_zero_fill(tmp_path: Path) -> None:
+    """Pillow only *warns* on truncated TIFF strips; facesr must refuse them (found by fuzzing)."""
+    data = encode_image(np.full((64, 64, 3), 200, np.uint8), "TIFF")
+    path = tmp_path / "trunc.tif"
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ImageReadError) as info:
+        read_image(path)
+    assert "\n" not in str(info.value)
+
+
+def test_remove_stale_temps_only_touches_temp_files(tmp_path: Path) -> None:
+    from facesr.io import remove_stale_temps
+
+    (tmp_path / "last.pt").write_bytes(b"ckpt")
+    (tmp_path / ".last.pt.abc123.tmp").write_bytes(b"half")
+    removed = remove_stale_temps(tmp_path)
+    assert [p.name for p in removed] == [".last.pt.abc123.tmp"]
+    assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]

@@ -26,7 +26,7 @@ def _sha(p: Path) -> str:
 
 
 def test_samples_have_faces_that_get_restored() -> None:
-    from facesr.restore.api import restore
+    from facesr.restoration.api import restore
 
     for f in sorted(SAMPLES.glob("*.jpg")):
         res = restore(f, model="bicubic", device="cpu")
@@ -34,7 +34,7 @@ def test_samples_have_faces_that_get_restored() -> None:
 
 
 def test_api_and_cli_give_identical_outputs(tmp_path: Path) -> None:
-    from facesr.restore.api import restore
+    from facesr.restoration.api import restore
 
     src = tmp_path / "in" / "photo.jpg"
     src.parent.mkdir()
@@ -152,7 +152,7 @@ class _Tiny(nn.Module):
 @pytest.fixture
 def tiny_zoo(tmp_path: Path, monkeypatch):
     """A zoo with jdsr-lite-x4/x8 entries pointing at tiny models in tmp_path."""
-    import facesr.restore.api as api
+    import facesr.restoration.api as api
     from facesr import zoo
 
     zoo.register_arch("test-tiny")(_Tiny)
@@ -179,7 +179,7 @@ def tiny_zoo(tmp_path: Path, monkeypatch):
 
 
 def test_default_model_picks_up_installed_jdsr_by_name(tiny_zoo: Path) -> None:
-    from facesr.restore.api import restore
+    from facesr.restoration.api import restore
 
     res = restore(SAMPLE, device="cpu")
     assert not res.warnings
@@ -187,7 +187,7 @@ def test_default_model_picks_up_installed_jdsr_by_name(tiny_zoo: Path) -> None:
 
 
 def test_zoo_wrong_hash_and_missing_file_are_clear_model_errors(tiny_zoo: Path, capsys) -> None:
-    from facesr.restore.api import restore
+    from facesr.restoration.api import restore
 
     f = tiny_zoo / "jdsr-lite-x4.safetensors"
     data = bytearray(f.read_bytes())

@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from facesr.restore.mtcnn import WEIGHTS, _crops, _integral, load_mtcnn, nms
+from facesr.restoration.mtcnn import WEIGHTS, _crops, _integral, load_mtcnn, nms
 
 
 def _nms_reference(boxes: np.ndarray, scores: np.ndarray, thr: float, mode: str) -> list[int]:
@@ -59,7 +59,7 @@ def test_weights_file_is_safetensors_with_all_three_nets() -> None:
 
     with safe_open(str(WEIGHTS), framework="pt") as fh:
         keys = list(fh.keys())
-    from facesr.restore.mtcnn import MTCNN
+    from facesr.restoration.mtcnn import MTCNN
 
     assert sorted(keys) == sorted(MTCNN().state_dict())
 

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from facesr.geometry import template
-from facesr.restore.pipeline import (
+from facesr.restoration.pipeline import (
     X8_EYE_THRESHOLD,
     align_face,
     choose_scale,
@@ -100,7 +100,7 @@ class _NaNUnderAutocast(torch.nn.Module):
 def test_low_precision_non_finite_output_falls_back_to_fp32() -> None:
     import pytest
 
-    from facesr.restore.pipeline import run_model
+    from facesr.restoration.pipeline import run_model
 
     lr = torch.rand(3, 3, 32, 32)
     with pytest.warns(RuntimeWarning, match="not finite"):
@@ -111,7 +111,7 @@ def test_low_precision_non_finite_output_falls_back_to_fp32() -> None:
 
 
 def test_aligned_mode_restores_the_whole_crop() -> None:
-    from facesr.restore.api import restore
+    from facesr.restoration.api import restore
 
     crop = (np.random.default_rng(3).uniform(0, 255, (40, 40, 3))).astype(np.uint8)
     res = restore(crop, model="bicubic", device="cpu", aligned=True)

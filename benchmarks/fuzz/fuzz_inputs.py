@@ -15,7 +15,7 @@ decompression bombs (small valid PNGs of 81 and 400 megapixels) and, in runs of
 Targets, each over the whole corpus:
 
 * ``read``: :func:`facesr.io.read_image` in worker processes;
-* ``api``: :func:`facesr.restore.api.restore` (on the path) in worker processes;
+* ``api``: :func:`facesr.restoration.api.restore` (on the path) in worker processes;
 * ``cli``: ``facesr restore FILES... -o OUT`` with many files per invocation;
 * ``prepare``: ``facesr prepare CORPUS_DIR`` once over the whole folder.
 
@@ -341,8 +341,11 @@ def changed_files(folder: Path, hashes: dict[str, str]) -> list[str]:
 # ----------------------------------------------------------------------------------------------
 
 
-def _worker(target: str, model: str | None, conn: Connection) -> None:
+def _worker(target: str, model: str | None, conn: Connection, mem_limit: int = 0) -> None:
     """Serve (index, path) requests: reply (index, outcome, detail, seconds)."""
+    global MEM_LIMIT
+    MEM_LIMIT = mem_limit
+    _cap_memory()
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     import warnings
 
@@ -357,7 +360,7 @@ def _worker(target: str, model: str | None, conn: Connection) -> None:
         if target == "read":
             read_image(path)
         else:
-            from facesr.restore.api import restore
+            from facesr.restoration.api import restore
 
             restore(path, model=model, device="cpu")
 
@@ -389,7 +392,7 @@ def run_in_workers(
 
     def spawn() -> dict[str, Any]:
         parent, child = ctx.Pipe()
-        proc = ctx.Process(target=_worker, args=(target, model, child), daemon=True)
+        proc = ctx.Process(target=_worker, args=(target, model, child, MEM_LIMIT), daemon=True)
         proc.start()
         child.close()
         return {"proc": proc, "conn": parent, "job": None, "t0": 0.0, "fresh": True}
@@ -454,6 +457,18 @@ def run_in_workers(
 # ----------------------------------------------------------------------------------------------
 
 
+#: Address-space cap (bytes) for every process the harness starts; 0 = none. Set from --mem-limit-gb.
+MEM_LIMIT = 0
+
+
+def _cap_memory() -> None:
+    """Cap this process's address space so a runaway allocation is a MemoryError, not a machine-wide OOM."""
+    if MEM_LIMIT:
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_AS, (MEM_LIMIT, MEM_LIMIT))
+
+
 def _facesr_cmd() -> list[str]:
     return [sys.executable, "-m", "facesr.cli"]
 
@@ -484,7 +499,15 @@ def run_cli_restore(
         limit = 120.0 + timeout_per_input * len(chunk)
         t0 = time.perf_counter()
         try:
-            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=limit, env=_env(), cwd=REPO)
+            proc = subprocess.run(
+                cmd,
+                capture_output=True,
+                text=True,
+                timeout=limit,
+                env=_env(),
+                cwd=REPO,
+                preexec_fn=_cap_memory,
+            )
             rc, stderr, hang = proc.returncode, proc.stderr, False
         except subprocess.TimeoutExpired as exc:
             rc, hang = None, True
@@ -535,7 +558,9 @@ def run_cli_prepare(corpus: Path, out: Path, *, timeout: float, workers: int) ->
     ]
     t0 = time.perf_counter()
     try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=_env(), cwd=REPO)
+        proc = subprocess.run(
+            cmd, capture_output=True, text=True, timeout=timeout, env=_env(), cwd=REPO, preexec_fn=_cap_memory
+        )
         rc, stderr, hang = proc.returncode, proc.stderr, False
     except subprocess.TimeoutExpired as exc:
         rc, hang = None, True
@@ -641,7 +666,15 @@ def main(argv: list[str] | None = None) -> int:
         "--cli-jobs", type=int, default=1, help="`facesr restore` invocations run at the same time"
     )
     ap.add_argument("--model", default=None, help="model for api/cli (default: automatic choice)")
+    ap.add_argument(
+        "--mem-limit-gb",
+        type=float,
+        default=6.0,
+        help="address-space cap per process started (a runaway allocation becomes a MemoryError)",
+    )
     args = ap.parse_args(argv)
+    global MEM_LIMIT
+    MEM_LIMIT = int(args.mem_limit_gb * (1 << 30))
     targets = [t.strip() for t in args.targets.split(",") if t.strip()]
     for t in targets:
         if t not in TARGETS:
@@ -729,6 +762,7 @@ def main(argv: list[str] | None = None) -> int:
         "timeout_s": args.timeout,
         "cli_batch": args.cli_batch,
         "cli_jobs": args.cli_jobs,
+        "mem_limit_gb": args.mem_limit_gb,
         "model": args.model or "auto",
         "workers": args.workers,
         "python": sys.version.split()[0],

@@ -90,7 +90,7 @@ def check_files_load(run: Path) -> tuple[list[str], int]:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--kills", type=int, default=20)
-    ap.add_argument("--steps", type=int, default=60)
+    ap.add_argument("--steps", type=int, default=150)
     ap.add_argument("--ckpt-every", type=int, default=3)
     ap.add_argument("--seed", type=int, default=0, help="seed for the kill times")
     ap.add_argument("--work", type=Path, default=REPO / "workspace" / "fuzz" / "kill_resume")
@@ -153,9 +153,11 @@ def main(argv: list[str] | None = None) -> int:
                 time.sleep(0.01)
         else:  # poll for the atomic writer's temp file and kill as soon as it exists
             ckpt_dir = cut / "ckpt"
+            # Temp files left by earlier kills do not count: wait for a new one (a write in progress).
+            stale = set(ckpt_dir.glob(".*.tmp")) if ckpt_dir.is_dir() else set()
             limit = startup_s + 8 * args.ckpt_every * step_s
             while proc.poll() is None and time.monotonic() - start < limit:
-                if ckpt_dir.is_dir() and any(ckpt_dir.glob(".*.tmp")):
+                if ckpt_dir.is_dir() and set(ckpt_dir.glob(".*.tmp")) - stale:
                     saw_temp = True
                     break
                 time.sleep(0.0005)

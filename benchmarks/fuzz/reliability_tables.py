@@ -34,18 +34,26 @@ def fuzz_table(rep: dict) -> str:
     slow = ", ".join(f"{n} {s:.1f} s" for s, n in api.get("slowest", [])[:3])
     reasons = "; ".join(f"{k} ({v})" for k, v in rep["targets"].get("read", {}).get("error_reasons", [])[:8])
     cli = rep["targets"].get("cli", {})
-    return "\n".join(
-        [
-            *lines,
-            "",
-            f"Corpus: {rep['count']:,} files (seed {rep['seed']}, corpus sha256 `{rep['corpus_sha256'][:16]}...`): {kinds}.",
-            f"Per-input timeout {rep['timeout_s']:.0f} s; `facesr restore` got {cli.get('invocations', 0)} invocations "
-            f"of up to {rep['cli_batch']} files (exit codes {cli.get('exit_codes', {})}); whole run "
-            f"{rep['seconds_total'] / 60:.1f} min.",
-            f"Slowest restore API inputs: {slow}.",
-            f"Most common one-line reasons (read_image): {reasons}.",
-        ]
-    )
+    notes = [
+        f"Corpus: {rep['count']:,} files (seed {rep['seed']}, corpus sha256 `{rep['corpus_sha256'][:16]}...`): "
+        f"{kinds}. Per-input timeout {rep['timeout_s']:.0f} s, memory cap per process: "
+        f"{str(rep['mem_limit_gb']) + ' GB' if 'mem_limit_gb' in rep else 'none'}; whole run {rep['seconds_total'] / 60:.1f} min."
+    ]
+    if cli:
+        notes.append(
+            f"`facesr restore` got {cli['invocations']} invocations of up to {rep['cli_batch']} files "
+            f"(exit codes {cli['exit_codes']})."
+        )
+    if slow:
+        notes.append(f"Slowest restore API inputs: {slow}.")
+    if reasons:
+        notes.append(f"Most common one-line reasons (read_image): {reasons}.")
+    prep = rep["targets"].get("prepare", {}).get("run", {})
+    if prep.get("traceback") or prep.get("hang"):
+        notes.append(
+            f"`facesr prepare` exit status {prep['rc']}; end of its stderr: `{prep['stderr_tail'].strip().splitlines()[-1][:200]}`"
+        )
+    return "\n".join([*lines, "", *notes])
 
 
 def kill_table(rep: dict) -> str:
@@ -103,6 +111,10 @@ def main(argv: list[str] | None = None) -> int:
         path = root / name
         print(f"### {title} (`{path}`)\n")
         print(fn(json.loads(path.read_text())) if path.is_file() else "(no report)")
+        print()
+    for extra in sorted(root.glob("report_*.json")):  # single-target reruns (e.g. --targets prepare)
+        print(f"### Fuzzing, separate run (`{extra}`)\n")
+        print(fuzz_table(json.loads(extra.read_text())))
         print()
     return 0
 

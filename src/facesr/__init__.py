@@ -13,7 +13,7 @@ __version__ = "0.1.0"
 __all__ = ["__version__", "list_models", "load_model", "restore"]
 
 if TYPE_CHECKING:  # pragma: no cover
-    from facesr.restore.api import restore
+    from facesr.restoration.api import restore
     from facesr.zoo import list_models, load_model
 
 
@@ -23,7 +23,7 @@ def __getattr__(name: str) -> Any:
 
         return getattr(zoo, name)
     if name == "restore":
-        from facesr.restore.api import restore
+        from facesr.restoration.api import restore
 
         return restore
     raise AttributeError(f"module 'facesr' has no attribute {name!r}")

@@ -2,7 +2,7 @@
 
 Everything aligns faces to one fixed 5-point template (eye centres, nose tip, mouth corners) at
 128x128; the 64x64 (CR) and LR frames are the same template scaled. Keeping this module free of
-data-pipeline imports lets ``facesr.restore`` and the identity network use it cheaply.
+data-pipeline imports lets ``facesr.restoration`` and the identity network use it cheaply.
 """
 
 from __future__ import annotations

@@ -80,6 +80,8 @@ def open_image(source: str | os.PathLike[str] | bytes, *, max_pixels: int = MAX_
             fh = open(path, "rb")  # noqa: SIM115 - closed below
         with fh, warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
+            # Some decoders (TIFF) only *warn* on truncated data and fill the rest with zeros.
+            warnings.filterwarnings("error", message=".*[Tt]runcated.*")
             img = Image.open(fh)
             w, h = img.size
             if w * h > max_pixels:
@@ -97,6 +99,8 @@ def open_image(source: str | os.PathLike[str] | bytes, *, max_pixels: int = MAX_
         raise ImageReadError(
             f"{name}: image is larger than the {max_pixels:,}-pixel limit (possible decompression bomb)"
         ) from None
+    except Warning as exc:  # a decoder warning turned into an error above (truncated data)
+        raise ImageReadError(f"{name}: cannot decode image ({str(exc).splitlines()[0]})") from None
     except PermissionError:
         raise ImageReadError(f"{name}: permission denied") from None
     except (
@@ -145,6 +149,21 @@ def _atomic_target(path: Path) -> Iterator[Path]:
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+def remove_stale_temps(folder: str | os.PathLike[str]) -> list[Path]:
+    """Delete temporary files (``.NAME.*.tmp``) that a killed atomic write left in ``folder``.
+
+    Call it only when nothing else is writing there (e.g. when a training run resumes): an atomic
+    write in progress would lose its temporary file. Returns the paths removed.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    stale = sorted(p for p in folder.glob(".*.tmp") if p.is_file())
+    for p in stale:
+        p.unlink(missing_ok=True)
+    return stale
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:

@@ -220,7 +220,9 @@ def _load_file(path: Path, name: str, scale: int | None, device: str | torch.dev
     try:
         net = build_arch(meta["facesr.arch"], arch_args)
     except (ValueError, TypeError) as exc:
-        raise ModelError(f"{path}: cannot build {meta['facesr.arch']!r} from the file's arguments ({exc})") from None
+        raise ModelError(
+            f"{path}: cannot build {meta['facesr.arch']!r} from the file's arguments ({exc})"
+        ) from None
     own = net.state_dict()
     state = {k: v.to(own[k].dtype) if k in own else v for k, v in state.items()}
     missing, unexpected = net.load_state_dict(state, strict=False)

@@ -3,7 +3,7 @@
 Why: CR's consistifier needs an unpaired *genuine* LR domain (real camera blur, noise, JPEG), not
 faces we down-sampled ourselves. We have no WIDER FACE (data.md 2.3), so we detect faces in the
 real photos of ``<data>/rwmfd`` (street/crowd shots of masked people) and ``<data>/web_unmasked``
-(web crops) with MTCNN (:mod:`facesr.restore.mtcnn`), which reaches ~12 px faces.
+(web crops) with MTCNN (:mod:`facesr.restoration.mtcnn`), which reaches ~12 px faces.
 
 Protocol (all values in :class:`GenuineConfig`, recorded in ``report.json``):
 
@@ -129,9 +129,9 @@ Detector = Callable[[np.ndarray], Any]
 
 
 def default_detector(cfg: GenuineConfig) -> Detector:
-    """MTCNN from :mod:`facesr.restore.mtcnn` at ``detect_min_size``, low stage thresholds so that
+    """MTCNN from :mod:`facesr.restoration.mtcnn` at ``detect_min_size``, low stage thresholds so that
     low-score faces are *reported* (the score filter is ours, ``min_score``)."""
-    from facesr.restore.mtcnn import MTCNN
+    from facesr.restoration.mtcnn import MTCNN
 
     det = MTCNN(min_size=cfg.detect_min_size, thresholds=(0.6, 0.7, 0.7)).load_weights()
     return det.detect

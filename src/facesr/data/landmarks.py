@@ -28,6 +28,8 @@ from facesr.errors import DataError
 PAD_FRACTION = 0.2
 #: Images whose shorter side is below this are upscaled to it before detection.
 MIN_DETECT_SIDE = 200
+#: Largest working image (after up-sampling small inputs) handed to dlib.
+MAX_WORK_PIXELS = 40_000_000
 
 _lock = threading.Lock()
 _models: dict[str, Any] = {}
@@ -68,6 +70,12 @@ def detect_landmarks(image: np.ndarray) -> Detection | None:
     det, sp = _load()
     h, w = image.shape[:2]
     scale = max(1.0, MIN_DETECT_SIDE / min(h, w))
+    if h * w * scale * scale > MAX_WORK_PIXELS:
+        # Never let the up-sampling for small inputs allocate an unbounded working image.
+        raise DataError(
+            f"{w}x{h} image would need a {round(w * scale)}x{round(h * scale)} working copy for face "
+            f"detection (limit {MAX_WORK_PIXELS:,} pixels)"
+        )
     work = image
     if scale > 1.0:
         size = (round(w * scale), round(h * scale))

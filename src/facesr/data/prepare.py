@@ -53,6 +53,8 @@ CHUNK = 64
 N_TEST = 1000
 #: Faces whose eye centres are closer than this (source pixels) are refused: too small to align.
 MIN_EYE_DISTANCE = 8.0
+#: Longest side / shortest side above which an input is refused before face detection.
+MAX_ASPECT = 4.0
 
 #: Source names resolved against the data root (``facesr prepare utkface``).
 SOURCES = {
@@ -121,7 +123,19 @@ def process_file(root: Path, rel: str) -> tuple[dict, tuple[np.ndarray, np.ndarr
         rec["reason"] = str(exc).removeprefix("<bytes>: ")
         return rec, None
     rec["size"] = [int(image.shape[1]), int(image.shape[0])]
-    det = detect_landmarks(image)
+    h, w = image.shape[:2]
+    if max(h, w) > MAX_ASPECT * min(h, w):
+        # A face photo is never this elongated; detection would up-sample the short side into
+        # gigabytes (found by fuzzing: a 160 x 40,040 header-corrupted TIFF).
+        rec["reason"] = (
+            f"aspect ratio {max(h, w) / min(h, w):.1f}:1 is not a face image (limit {MAX_ASPECT}:1)"
+        )
+        return rec, None
+    try:
+        det = detect_landmarks(image)
+    except FacesrError as exc:
+        rec["reason"] = str(exc)
+        return rec, None
     if det is None:
         rec["reason"] = "no face found by the dlib HOG detector"
         return rec, None

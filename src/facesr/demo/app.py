@@ -56,7 +56,7 @@ class DemoLimits:
 class DemoState:
     """Per-server state: the device and the folder results are written to.
 
-    Models are not cached here: :func:`facesr.restore.api.restore` caches models and the detector
+    Models are not cached here: :func:`facesr.restoration.api.restore` caches models and the detector
     per process, so every request after the first reuses them.
     """
 
@@ -137,7 +137,7 @@ def run_restore(
     Returns (before, after, face gallery, path of the result PNG, status line).
     """
     from facesr.io import read_image, write_image
-    from facesr.restore.api import restore
+    from facesr.restoration.api import restore
 
     if not path:
         raise FacesrError("upload a photo first")

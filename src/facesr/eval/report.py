@@ -72,7 +72,8 @@ def sort_key(doc: dict[str, Any]) -> tuple[Any, ...]:
     row = m.get("row", m["name"])
     kind_rank = {"baseline": 0, "facesr": 0, "peer": 2}.get(m.get("kind", "facesr"), 1)
     order = ROW_ORDER.index(row) if row in ROW_ORDER else len(ROW_ORDER)
-    return (kind_rank, order, str(m["name"]), m.get("input", "masked"), doc.get("_file", ""))
+    input_rank = 0 if m.get("input", "masked") == "masked" else 1  # the task first, the best case second
+    return (kind_rank, order, str(m["name"]), input_rank, doc.get("_file", ""))
 
 
 def format_rows(docs: list[dict[str, Any]], scale: int | None = None, reference: bool = False) -> str:

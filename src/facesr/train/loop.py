@@ -49,7 +49,7 @@ from torch import nn
 
 from facesr.config import dump
 from facesr.errors import ConfigError, DataError
-from facesr.io import atomic_path, atomic_write_text, write_image
+from facesr.io import atomic_path, atomic_write_text, remove_stale_temps, write_image
 from facesr.train.config import TrainConfig, config_from_dict
 
 CKPT_NAME = "last.pt"
@@ -417,6 +417,10 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> Path:
     ckpt_path = run_dir / "ckpt" / CKPT_NAME
     if not resume and ckpt_path.exists():
         raise ConfigError(f"{run_dir} already holds a run; use --resume {run_dir} or another run.name")
+    if resume and rank == 0:
+        # A kill during a checkpoint write leaves its temporary file; nothing else writes here now.
+        for stale in remove_stale_temps(ckpt_path.parent):
+            print(f"facesr train: removed {stale.name}, left by an interrupted checkpoint write")
 
     # 2. Seeds: the same on every rank (same initial weights, same global batches).
     seed = cfg.run.seed

@@ -46,10 +46,10 @@ def write_loss_curve(log_path: Path, out: Path) -> None:
                 xs.append(r["step"])
                 ys.append(float(v))
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    for k, (xs, ys) in sorted(series.items()):
+    for i, (k, (xs, ys)) in enumerate(sorted(series.items())):
         ax = axes[1] if k.startswith("D/") else axes[0]
         if k.startswith("D/") or all(y > 0 for y in ys):
-            ax.plot(xs, ys, label=k, lw=1)
+            ax.plot(xs, ys, label=k, lw=1, ls=("-", "--", ":")[(i // 10) % 3])  # 10 colours, then dashes
     axes[0].set_yscale("log")
     axes[0].set_title("generator losses")
     axes[1].set_title("critic (WGAN-GP)")

@@ -20,8 +20,15 @@ import torch
 
 from facesr.errors import FacesrError, ImageReadError, ModelError
 from facesr.io import MAX_PIXELS, read_image
-from facesr.restore.detect import DetectOptions, Face, detect_faces
-from facesr.restore.pipeline import align_face, choose_scale, colour_match, paste_back, run_model, to_tensor
+from facesr.restoration.detect import DetectOptions, Face, detect_faces
+from facesr.restoration.pipeline import (
+    align_face,
+    choose_scale,
+    colour_match,
+    paste_back,
+    run_model,
+    to_tensor,
+)
 
 #: Shipped JDSR models used by default for masked faces (when installed), by scale.
 DEFAULT_MODELS = {4: "jdsr-lite-x4", 8: "jdsr-lite-x8"}
@@ -106,7 +113,7 @@ def _cached_model(name: str, scale: int | None, device: str) -> torch.nn.Module:
 
 @lru_cache(maxsize=4)
 def _cached_detector(device: str) -> Any:
-    from facesr.restore.mtcnn import load_mtcnn
+    from facesr.restoration.mtcnn import load_mtcnn
 
     return load_mtcnn(device)
 
@@ -272,7 +279,7 @@ def _restore_aligned(
     """An aligned face crop (template framing): resize to the model's LR size and restore it."""
     import torch.nn.functional as F
 
-    from facesr.restore.detect import TEMPLATE_EYE_DISTANCE_128
+    from facesr.restoration.detect import TEMPLATE_EYE_DISTANCE_128
 
     t = time.perf_counter()
     h, w = arr.shape[:2]

@@ -1,0 +1,124 @@
+"""Install a training run's exported weights into the model zoo, with its card, curve and log.
+
+Why a script: the shipped files, their sha256 in ``zoo.json`` and the scores in the card must all come
+from the same run and the same result files, never typed by hand. Run it twice: once to install the
+weights (so that ``facesr eval --model NAME`` can score them), and again with ``--results`` after
+evaluating, to put the measured scores into the card and the zoo entry.
+
+    python scripts/ship_model.py workspace/runs/jdsr_lite_x4_cpu --name jdsr-lite-x4 --task masked
+    facesr eval --model jdsr-lite-x4 --benchmark utk-mask-x4 --out results
+    python scripts/ship_model.py workspace/runs/jdsr_lite_x4_cpu --name jdsr-lite-x4 --task masked \
+        --results results/utk-mask-x4__jdsr-lite-x4.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+from pathlib import Path
+
+from facesr import zoo
+from facesr.io import atomic_write_text
+
+SCORE_KEYS = ("psnr", "ssim", "psnr_y", "ssim_y", "identity", "frd")
+
+
+def _scores_table(result_files: list[Path]) -> tuple[str, dict[str, dict[str, float]]]:
+    """Markdown table + compact dict of the mean metrics in each ``facesr-eval/1`` result file."""
+    lines = [
+        "| benchmark | input | faces | PSNR dB | SSIM | PSNR-Y dB | SSIM-Y | identity cos | FRD | result file |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    compact: dict[str, dict[str, float]] = {}
+    for path in result_files:
+        res = json.loads(path.read_text(encoding="utf-8"))
+        proto, met = res["protocol"], res["metrics"]
+        key = proto["benchmark"] + ("" if proto.get("complete", True) else f" (first {proto['n_faces']})")
+        compact[key] = {k: round(float(met[k]), 4) for k in SCORE_KEYS if k in met}
+        cells = [f"{met[k]:.2f}" if k.startswith("psnr") else f"{met[k]:.4f}" for k in SCORE_KEYS]
+        lines.append(
+            f"| {proto['benchmark']} | {proto['input']} | {proto['n_faces']} | " + " | ".join(cells) + f" | "
+            f"`{path.as_posix()}` |"
+        )
+        ver = res.get("verification")
+        if ver:
+            r, h = ver["restored_vs_hr"], ver["hr_vs_hr"]
+            lines.append(
+                f"| ^ verification | restored vs HR: TAR@FAR1% {r['tar_at_far']:.4f}, EER {r['eer']:.4f} "
+                f"(HR vs HR: {h['tar_at_far']:.4f} / {h['eer']:.4f}; {r['n_genuine']} genuine, "
+                f"{r['n_impostor']} impostor pairs) | | | | | | | | |"
+            )
+    return "\n".join(lines), compact
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("run_dir", type=Path, help="training run folder (weights.safetensors, card.md, ...)")
+    ap.add_argument("--name", required=True, help="zoo name, e.g. jdsr-lite-x4")
+    ap.add_argument("--task", required=True, choices=["masked", "genuine"])
+    ap.add_argument("--description", default="")
+    ap.add_argument("--results", type=Path, nargs="*", default=[], help="facesr eval JSON files to quote")
+    args = ap.parse_args()
+
+    src = args.run_dir / "weights.safetensors"
+    if not src.is_file():
+        raise SystemExit(f"ship_model: {src} not found (did the run export its weights?)")
+    dst = zoo.WEIGHTS_DIR / f"{args.name}.safetensors"
+    if not dst.exists() or zoo.sha256_file(dst) != zoo.sha256_file(src):
+        shutil.copyfile(src, dst)
+    size_mib = dst.stat().st_size / 2**20
+    if size_mib >= 16:
+        raise SystemExit(
+            f"ship_model: {dst.name} is {size_mib:.1f} MiB; shipped weights must stay under 16 MiB"
+        )
+    meta = zoo.load_model(dst, verify=False).meta
+    scale = int(meta["facesr.scale"])
+
+    # Curve and log travel next to the card (issue: "committed next to its card").
+    for name, out in (("loss_curve.png", f"{args.name}.loss.png"), ("log.jsonl", f"{args.name}.log.jsonl")):
+        if (args.run_dir / name).is_file():
+            shutil.copyfile(args.run_dir / name, zoo.WEIGHTS_DIR / out)
+
+    table, compact = _scores_table(args.results)
+    card_src = (args.run_dir / "card.md").read_text(encoding="utf-8")
+    card = card_src.replace("(draft card written by `facesr train`)", f"-> zoo model `{args.name}`", 1)
+    card += (
+        f"\n\n## Shipped as `{args.name}`\n\n"
+        f"* File: `{dst.name}` ({size_mib:.2f} MiB, sha256 `{zoo.sha256_file(dst)}`), installed by\n"
+        f"  `python scripts/ship_model.py {args.run_dir.as_posix()} --name {args.name} --task {args.task}`.\n"
+        f"* Loss curve: `{args.name}.loss.png`; training log: `{args.name}.log.jsonl` (next to this card).\n"
+    )
+    if args.results:
+        card += (
+            "\n## Benchmark scores (copied from the result files by scripts/ship_model.py)\n\n"
+            "Protocol of each benchmark: RESULTS.md and docs/evaluation.md (RGB in [0,1], 128x128, no crop;\n"
+            "Y metrics on BT.601 luma; identity = cosine of dlib face-recognition ResNet (face-api.js port)\n"
+            "embeddings, restored vs clean HR; FRD = Frechet distance on those embeddings, not FID).\n\n"
+            + table
+            + "\n"
+        )
+    atomic_write_text(zoo.WEIGHTS_DIR / f"{args.name}.md", card)
+
+    entries = json.loads(zoo.ZOO_FILE.read_text(encoding="utf-8"))["models"]
+    old_desc = next((e.get("description", "") for e in entries if e["name"] == args.name), "")
+    entries = [e for e in entries if e["name"] != args.name]
+    entries.append(
+        {
+            "name": args.name,
+            "file": dst.name,
+            "sha256": zoo.sha256_file(dst),
+            "scale": scale,
+            "task": args.task,
+            "card": f"{args.name}.md",
+            "description": args.description or old_desc,
+            "scores": compact,
+        }
+    )
+    entries.sort(key=lambda e: e["name"])
+    atomic_write_text(zoo.ZOO_FILE, json.dumps({"models": entries}, indent=2) + "\n")
+    print(f"shipped {args.name}: {dst} ({size_mib:.2f} MiB), x{scale}, {len(compact)} benchmark score(s)")
+
+
+if __name__ == "__main__":
+    main()
