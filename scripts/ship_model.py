@@ -58,6 +58,9 @@ def main() -> None:
     ap.add_argument("--name", required=True, help="zoo name, e.g. jdsr-lite-x4")
     ap.add_argument("--task", required=True, choices=["masked", "genuine"])
     ap.add_argument("--description", default="")
+    ap.add_argument(
+        "--note", default="", help="text for the card: how this run differs from the paper recipe"
+    )
     ap.add_argument("--results", type=Path, nargs="*", default=[], help="facesr eval JSON files to quote")
     args = ap.parse_args()
 
@@ -89,6 +92,8 @@ def main() -> None:
         f"  `python scripts/ship_model.py {args.run_dir.as_posix()} --name {args.name} --task {args.task}`.\n"
         f"* Loss curve: `{args.name}.loss.png`; training log: `{args.name}.log.jsonl` (next to this card).\n"
     )
+    if args.note:
+        card += f"\n## How this training run differs from the paper recipe\n\n{args.note}\n"
     if args.results:
         card += (
             "\n## Benchmark scores (copied from the result files by scripts/ship_model.py)\n\n"
