@@ -3,9 +3,10 @@
 * ``jdsr_sr_only``: the SR module applied directly to the masked LR (no denoising module). It shows
   what the denoiser adds. [PROPOSAL: our ablation, not in the paper]
 * ``jdsr_two_stage``: the denoiser followed by the SR module, i.e. the same networks as ``jdsr``, but
-  meant to be trained separately (denoiser first, then the SR module on frozen denoiser outputs), which is
-  the CBDNet -> FSRNet shape of the paper's baselines (papers.md 1.7). The architecture is identical to
-  the joint model on purpose; only the training recipe differs.
+  trained separately (the denoiser alone on masked -> clean LR; the SR module alone on clean LR -> HR;
+  chained only at test time by ``facesr combine-two-stage``), which is the CBDNet -> FSRNet shape of the
+  paper's baselines (papers.md 1.7). The architecture is identical to the joint model on purpose; only
+  the training recipe differs.
 
 Both return the same dict keys as the SR module / JDSR generator, with output key ``"sr"``.
 """
