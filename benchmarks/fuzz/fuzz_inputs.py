@@ -630,22 +630,29 @@ def _reason_kind(detail: str) -> str:
     return re.sub(r"\d", "#", text)[:80]
 
 
+#: Columns of the per-target summary table (also used by reliability_tables.py for docs/reliability.md).
+TABLE_COLUMNS = (
+    "target",
+    "inputs",
+    "ok",
+    "clean_errors",
+    "tracebacks",
+    "hangs",
+    "changed_inputs",
+    "silent_skips",
+    "seconds",
+)
+
+
+def table_lines(rows: list[dict[str, Any]]) -> list[str]:
+    """The per-target summary as Markdown table lines."""
+    lines = ["| " + " | ".join(TABLE_COLUMNS) + " |", "|" + "---|" * len(TABLE_COLUMNS)]
+    lines += ["| " + " | ".join(str(r.get(c, "")) for c in TABLE_COLUMNS) + " |" for r in rows]
+    return lines
+
+
 def print_table(rows: list[dict[str, Any]]) -> None:
-    cols = (
-        "target",
-        "inputs",
-        "ok",
-        "clean_errors",
-        "tracebacks",
-        "hangs",
-        "changed_inputs",
-        "silent_skips",
-        "seconds",
-    )
-    print("| " + " | ".join(cols) + " |")
-    print("|" + "---|" * len(cols))
-    for r in rows:
-        print("| " + " | ".join(str(r.get(c, "")) for c in cols) + " |")
+    print("\n".join(table_lines(rows)))
 
 
 def main(argv: list[str] | None = None) -> int:

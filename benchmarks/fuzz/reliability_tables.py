@@ -13,22 +13,11 @@ import json
 import sys
 from pathlib import Path
 
+from fuzz_inputs import table_lines  # same folder; this file is run as a script
+
 
 def fuzz_table(rep: dict) -> str:
-    cols = (
-        "target",
-        "inputs",
-        "ok",
-        "clean_errors",
-        "tracebacks",
-        "hangs",
-        "changed_inputs",
-        "silent_skips",
-        "seconds",
-    )
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    for r in rep["summary"]:
-        lines.append("| " + " | ".join(str(r.get(c, "")) for c in cols) + " |")
+    lines = table_lines(rep["summary"])
     kinds = ", ".join(f"{k} {v}" for k, v in sorted(rep["kinds"].items(), key=lambda kv: -kv[1]))
     api = rep["targets"].get("api", {})
     slow = ", ".join(f"{n} {s:.1f} s" for s, n in api.get("slowest", [])[:3])
