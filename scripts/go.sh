@@ -4,12 +4,6 @@
 # side-by-side comparisons and a JSON report).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-VENV="${FACESR_VENV:-.venv}"
-if [ ! -x "$VENV/bin/python" ]; then
-  python3 -m venv "$VENV"
-fi
-# shellcheck disable=SC1091
-. "$VENV/bin/activate"
-python -m pip install -q "torch==2.13.0"
-python -m pip install -q -e .
+# shellcheck source=scripts/venv.sh
+. scripts/venv.sh ""
 facesr restore src/facesr/samples -o out/samples --save-faces --compare "$@"
