@@ -4,11 +4,14 @@ Why a composed photo: no 1080p crowd photo with known small faces ships with the
 built at run time (never committed) from 20 genuine face crops of ``web_unmasked/`` (every 27th
 file, sorted), each scaled so that the face is about 16-30 px across, on a smooth background.
 
-The lite JDSR generator is *randomly initialised* unless ``--jdsr`` names trained weights: its
-timing is the same either way, its output is not meaningful. CPU threads default to 2 (the
+The lite JDSR generator is the shipped ``jdsr-lite-x4``/``-x8`` when installed, else *randomly
+initialised* unless ``--jdsr`` names trained weights: its timing is the same either way. Each JDSR
+model runs once per ``--engines`` entry (``torch``: PyTorch eager; ``ort``: ONNX Runtime, what
+``facesr.restore(engine="auto")`` picks on the CPU), interleaved in the same run, so the ratios
+between engines hold even on a loaded machine. CPU threads default to 2 (the
 project's target machine); run with ``taskset -c 0,1`` as well on a bigger machine.
 
-    python benchmarks/bench_restore.py --threads 2 --repeats 3
+    python benchmarks/bench_restore.py --threads 2 --repeats 3 --engines torch,ort
 """
 
 from __future__ import annotations
@@ -56,12 +59,16 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--jdsr", default=None, help="trained weights (default: random-init lite JDSR)")
     parser.add_argument("--data", default=None)
+    parser.add_argument("--engines", default="torch,ort", help="comma-separated: torch, ort")
+    parser.add_argument("--json-out", default=None, help="also write the JSON summary here")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
     from facesr.nets.jdsr import JDSRGenerator
-    from facesr.restoration.api import restore
+    from facesr.restoration.api import model_installed, restore
     from facesr.zoo import save_weights
+
+    engines = [e.strip() for e in args.engines.split(",") if e.strip()]
 
     photo = compose(data_root(args.data))
     with tempfile.TemporaryDirectory() as tmp:
@@ -69,6 +76,9 @@ def main() -> None:
         for s in (4, 8):
             if args.jdsr:
                 jdsr[s] = args.jdsr
+                continue
+            if model_installed(f"jdsr-lite-x{s}"):
+                jdsr[s] = f"jdsr-lite-x{s}"
                 continue
             torch.manual_seed(0)
             path = Path(tmp) / f"jdsr-lite-random-x{s}.safetensors"
@@ -83,43 +93,61 @@ def main() -> None:
             jdsr[s] = str(path)
         restore(photo, model="bicubic", device=args.device)  # warm-up: loads the detector
         results = {}
-        for label, model in (("bicubic", "bicubic"), ("jdsr-lite-x4", jdsr[4]), ("jdsr-lite-x8", jdsr[8])):
-            restore(photo, model=model, device=args.device)  # warm-up: loads the model
-            runs = []
-            for _ in range(args.repeats):
+        configs = [("bicubic", "bicubic", "torch")]
+        configs += [(f"jdsr-lite-x{s}/{e}", jdsr[s], e) for s in (4, 8) for e in engines]
+        for _label, model, engine in configs:
+            restore(photo, model=model, device=args.device, engine=engine)  # warm-up: loads the model
+        runs_by: dict[str, list] = {label: [] for label, _, _ in configs}
+        last = {}
+        for _ in range(args.repeats):  # interleaved rounds: load changes hit every config alike
+            for label, model, engine in configs:
                 t = time.perf_counter()
-                res = restore(photo, model=model, device=args.device)
-                runs.append((time.perf_counter() - t, res.timings))
+                res = restore(photo, model=model, device=args.device, engine=engine)
+                runs_by[label].append((time.perf_counter() - t, res.timings))
+                last[label] = res
+        results = {}
+        for label, _model, engine in configs:
+            runs, res = runs_by[label], last[label]
             total = statistics.median(r[0] for r in runs)
             det = statistics.median(r[1].get("detect", 0.0) for r in runs)
             rest = statistics.median(r[1].get("restore", 0.0) for r in runs)
+            paste = statistics.median(r[1].get("paste", 0.0) for r in runs)
             results[label] = {
+                "engine": engine,
                 "total_s": round(total, 3),
                 "detect_s": round(det, 3),
                 "model_s": round(rest, 3),
+                "paste_s": round(paste, 3),
                 "faces_found": len(res.faces),
                 "faces_restored": len(res.restored),
             }
     base = results["bicubic"]["total_s"]
-    print(
-        json.dumps(
-            {
-                "photo": "1920x1080, 20 composed real faces (web_unmasked)",
-                "device": args.device,
-                "threads": args.threads,
-                "cpu": platform.processor() or platform.machine(),
-                "cpus_visible": os.cpu_count(),
-                "load_avg_1min": round(os.getloadavg()[0], 2),
-                "torch": torch.__version__,
-                "jdsr_weights": args.jdsr or "random init (timing only)",
-                "results": results,
+    summary = json.dumps(
+        {
+            "command": "python " + " ".join(sys.argv),
+            "photo": "1920x1080, 20 composed real faces (web_unmasked)",
+            "device": args.device,
+            "threads": args.threads,
+            "cpu": platform.processor() or platform.machine(),
+            "cpus_visible": os.cpu_count(),
+            "load_avg_1min": round(os.getloadavg()[0], 2),
+            "torch": torch.__version__,
+            "jdsr_weights": {
+                s: w if not w.startswith("/") else "random init (timing only)" for s, w in jdsr.items()
             },
-            indent=2,
-        )
+            "results": results,
+        },
+        indent=2,
     )
+    print(summary)
+    if args.json_out:
+        from facesr.io import atomic_write_text
+
+        atomic_write_text(Path(args.json_out), summary + "\n")
     for label, r in results.items():
         print(
-            f"{label:<14} total {r['total_s']:.2f} s (detect {r['detect_s']:.2f} s, model {r['model_s']:.2f} s), "
+            f"{label:<18} total {r['total_s']:.2f} s (detect {r['detect_s']:.2f} s, model {r['model_s']:.2f} s, "
+            f"paste {r['paste_s']:.2f} s), "
             f"{r['faces_restored']}/{r['faces_found']} faces restored, {r['total_s'] / base:.2f}x bicubic",
             file=sys.stdout,
         )

@@ -1,9 +1,16 @@
 """Rebuild ``workspace/prepared/utkface`` on the GPU machine from what ``scripts/gpu_pack.py`` packed.
 
 Each packed JPEG is warped with its recorded alignment matrices by the same function ``facesr
-prepare`` uses (:func:`facesr.data.align.warp`), so the faces are the prepared ones (``gpu_pack.py
---check`` verifies this bit for bit here). Rows are renumbered 0..N-1 in pack order; the manifest keeps
-each face's original row as ``source_row``. Uses every CPU core.
+prepare`` uses (:func:`facesr.data.align.warp`), and its 128-frame landmarks are computed from the
+recorded source landmarks with the same float operations, so no dlib is needed. The result is then
+*checked* against fingerprints taken from the prepared arrays where they were packed: an 8-byte hash
+per face (exact equality) and a few faces in full (largest pixel difference, which must stay within
+1/255 if a different Pillow build rounds differently). A larger difference stops here with a one-line
+error, so no training runs on faces that differ from the prepared set.
+
+Rows are renumbered 0..N-1 in the original row order (so the test faces keep their order and the
+frozen benchmarks rebuild the same); the manifest keeps each face's original row as ``source_row``.
+Uses every CPU core.
 
     python scripts/gpu_unpack.py [--packed .gpu] [--out workspace/prepared/utkface]
 """
@@ -13,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -20,6 +28,8 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "scripts"))
+from gpu_pack import face_hash  # noqa: E402  (one fingerprint function for both ends)
 
 
 def _align(job: tuple[str, np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
@@ -31,45 +41,89 @@ def _align(job: tuple[str, np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndar
     return warp(img, m128, 128), warp(img, m64, 64)
 
 
+def unpack(packed: Path, out: Path, workers: int | None = None) -> dict:
+    """Re-create the prepared set under ``out``; returns the report (also written as report.json)."""
+    from facesr.geometry import apply_affine
+    from facesr.io import atomic_write_text
+
+    meta = np.load(packed / "utkface_meta.npz")
+    paths = [str(packed / "utkface" / p) for p in meta["paths"]]
+    t0 = time.time()
+    jobs = list(zip(paths, meta["m128"], meta["m64"], strict=True))
+    if (workers or os.cpu_count() or 1) > 1 and len(jobs) > 64:
+        with ProcessPoolExecutor(max_workers=workers or os.cpu_count()) as pool:
+            faces = list(pool.map(_align, jobs, chunksize=64))
+    else:
+        faces = [_align(j) for j in jobs]
+    f128 = np.stack([f[0] for f in faces])
+    f64 = np.stack([f[1] for f in faces])
+    lm_src = meta["lm_src"].astype(np.float32)
+    pts = lm_src.astype(np.float64)
+    lm128 = np.stack([apply_affine(m, p).astype(np.float32) for m, p in zip(meta["m128"], pts, strict=True)])
+
+    exact128 = np.array([face_hash(f) for f in f128], np.uint64) == meta["hash128"]
+    exact64 = np.array([face_hash(f) for f in f64], np.uint64) == meta["hash64"]
+    exact_lm = np.array([face_hash(x) for x in lm128], np.uint64) == meta["hash_lm"]
+    ref = meta["ref_idx"]
+    ref_diff = int(np.abs(f128[ref].astype(np.int16) - meta["ref128"].astype(np.int16)).max())
+    lm_diff = float(np.abs(lm128[ref] - meta["ref_lm128"]).max()) if "ref_lm128" in meta else 0.0
+    check = {
+        "faces128_exact": f"{int(exact128.sum())}/{len(f128)}",
+        "faces64_exact": f"{int(exact64.sum())}/{len(f64)}",
+        "landmarks128_exact": f"{int(exact_lm.sum())}/{len(lm128)}",
+        "reference_faces_max_abs_diff": ref_diff,
+        "reference_landmarks_max_abs_diff_px": lm_diff,
+    }
+    # Exact is expected (same code, same numbers); another Pillow or BLAS build may round a pixel or
+    # the last bit of a landmark differently. Within 1/255 and 1e-3 px the set is the prepared one.
+    if ref_diff > 1 or lm_diff > 1e-3:
+        raise SystemExit(f"gpu_unpack: re-created faces differ from the prepared set: {json.dumps(check)}")
+
+    out.mkdir(parents=True, exist_ok=True)
+    np.save(out / "faces128.npy", f128)
+    np.save(out / "faces64.npy", f64)
+    np.save(out / "landmarks128.npy", lm128)
+    np.save(out / "landmarks_src.npy", lm_src)
+    np.save(out / "split.npy", meta["split"].astype(np.uint8))
+    lines = []
+    for i, (p, h, r, s) in enumerate(
+        zip(meta["paths"], meta["sha256"], meta["rows"], meta["split"], strict=True)
+    ):
+        rec = {
+            "path": str(p),
+            "sha256": str(h),
+            "status": "ok",
+            "reason": None,
+            "split": "test" if s else "train",
+            "row": i,
+            "source_row": int(r),
+            "matrix": meta["m128"][i].tolist(),
+            "matrix64": meta["m64"][i].tolist(),
+        }
+        lines.append(json.dumps(rec, sort_keys=True) + "\n")
+    atomic_write_text(out / "manifest.jsonl", "".join(lines))
+    report = json.loads(str(meta["report"])) if "report" in meta else {"source": "utkface"}
+    report.update(
+        {
+            "unpacked_by": "scripts/gpu_unpack.py (from gpu_pack: original JPEGs + recorded alignment)",
+            "train": int((meta["split"] == 0).sum()),
+            "test": int((meta["split"] == 1).sum()),
+            "check": check,
+            "seconds": round(time.time() - t0, 1),
+        }
+    )
+    atomic_write_text(out / "report.json", json.dumps(report, indent=1) + "\n")
+    return report
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--packed", default=str(REPO / ".gpu"))
     ap.add_argument("--out", default=str(REPO / "workspace" / "prepared" / "utkface"))
+    ap.add_argument("--workers", type=int, default=None)
     args = ap.parse_args()
-    packed, out = Path(args.packed), Path(args.out)
-    meta = np.load(packed / "utkface_meta.npz")
-    paths = [str(packed / "utkface" / p) for p in meta["paths"]]
-    t0 = time.time()
-    with ProcessPoolExecutor(max_workers=os.cpu_count()) as pool:
-        faces = list(pool.map(_align, zip(paths, meta["m128"], meta["m64"], strict=True), chunksize=64))
-    out.mkdir(parents=True, exist_ok=True)
-    np.save(out / "faces128.npy", np.stack([f[0] for f in faces]))
-    np.save(out / "faces64.npy", np.stack([f[1] for f in faces]))
-    np.save(out / "landmarks128.npy", meta["landmarks128"].astype(np.float32))
-    np.save(out / "split.npy", meta["split"].astype(np.uint8))
-    with open(out / "manifest.jsonl", "w", encoding="utf-8") as fh:
-        for i, (p, h, r, s) in enumerate(
-            zip(meta["paths"], meta["sha256"], meta["rows"], meta["split"], strict=True)
-        ):
-            rec = {
-                "path": str(p),
-                "sha256": str(h),
-                "status": "ok",
-                "reason": None,
-                "split": "test" if s else "train",
-                "row": i,
-                "source_row": int(r),
-            }
-            fh.write(json.dumps(rec) + "\n")
-    report = {
-        "source": "utkface (gpu_pack)",
-        "aligned": len(faces),
-        "train": int((meta["split"] == 0).sum()),
-        "test": int((meta["split"] == 1).sum()),
-        "seconds": round(time.time() - t0, 1),
-    }
-    (out / "report.json").write_text(json.dumps(report, indent=1))
-    print(json.dumps(report))
+    report = unpack(Path(args.packed), Path(args.out), args.workers)
+    print(json.dumps({k: report[k] for k in ("train", "test", "check", "seconds")}))
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from facesr.eval.genuine import bicubic64, grid, restore64, run_genuine_eval
+from facesr.eval.genuine import bicubic64, restore64, run_genuine_eval
 from facesr.nets.cr import build_cr
 from facesr.zoo import save_weights
 
@@ -42,36 +42,63 @@ def sets(tmp_path: Path) -> tuple[Path, Path]:
     return gdir, pdir
 
 
-def test_run_writes_results_and_grid(sets: tuple[Path, Path], tmp_path: Path) -> None:
-    gdir, pdir = sets
+def _weights(tmp_path: Path) -> Path:
     weights = tmp_path / "cr.safetensors"
     args = {"gc_width": 8, "gc_blocks": 1, "gs_width": 8, "gs_blocks": 1}
     save_weights(build_cr(**args), weights, arch="cr", args=args, scale=8, dtype=None)
-    out, png = tmp_path / "results", tmp_path / "grid.png"
-    summary = run_genuine_eval(
-        [("bicubic", "bicubic"), ("cr", str(weights))],
+    return weights
+
+
+def test_run_writes_results_strips_and_report(sets: tuple[Path, Path], tmp_path: Path) -> None:
+    from facesr.eval.report import generate
+
+    gdir, pdir = sets
+    out = tmp_path / "results"
+    run_genuine_eval(
+        [("bicubic-x4", "bicubic"), ("sr-only", str(_weights(tmp_path))), ("cr", str(_weights(tmp_path)))],
         genuine_dir=gdir,
         prepared_dir=pdir,
         out_dir=out,
-        grid_path=png,
         face_id=_StubFaceID(),
         masked_ref=False,
     )
-    assert [s["name"] for s in summary] == ["bicubic", "cr"]
     docs = {p.name: json.loads(p.read_text()) for p in out.glob("*.json")}
     assert set(docs) == {
-        "genuine-lr__bicubic.json",
-        "genuine-lr__cr.json",
-        "utk-art-x4__bicubic.json",
-        "utk-art-x4__cr.json",
+        f"{b}__{m}.json" for b in ("genuine-lr", "utk-art-x4") for m in ("bicubic-x4", "sr-only", "cr")
     }
-    g = docs["genuine-lr__bicubic.json"]
+    g = docs["genuine-lr__bicubic-x4.json"]
     assert g["format"] == "facesr-eval/1" and g["protocol"]["n_faces"] == 6
+    assert len(g["per_image"]) == 6 and "identity_vs_bicubic_input" in g["per_image"][0]
     # bicubic's output IS the bicubic-upsampled input: identity vs input must be 1
     assert g["metrics"]["identity_vs_bicubic_input"] == pytest.approx(1.0, abs=1e-5)
+    assert g["metrics"]["frd_se"] > 0 and len(g["frd_bootstrap"]["values"]) == 1000
     # an untrained CR (G_C identity at init, G_S with bicubic skip) stays close to bicubic
-    assert docs["utk-art-x4__cr.json"]["metrics"]["psnr"] > 5.0
-    assert png.is_file() and (out / "genuine-lr__summary.md").read_text().count("|") > 10
+    a = docs["utk-art-x4__cr.json"]
+    assert a["metrics"]["psnr"] > 5.0 and len(a["per_image"]) == 5
+    assert (out / "samples" / "genuine-lr__input.png").is_file()
+    assert (out / "samples" / "genuine-lr__cr.png").is_file()
+    md, grids = tmp_path / "RESULTS.md", tmp_path / "img"
+    generate(out, md, grids)
+    text = md.read_text()
+    assert "## Characteristic Regularisation" in text and "(reference)" in text
+    # identical weights for sr-only and cr: a paired change of exactly zero
+    assert "| cr | " in text and "+0.0 % [+0.0, +0.0]" in text
+    assert (grids / "grid_genuine-lr.png").is_file()
+    first = text
+    generate(out, md, grids)
+    assert md.read_text() == first  # rebuildable byte-identically
+
+
+def test_paired_bootstrap_detects_a_real_difference() -> None:
+    """Outputs far from the reference get a higher FRD on every paired resample (interval excludes 0)."""
+    from facesr.eval.genuine import bootstrap_frd
+
+    g = torch.Generator().manual_seed(0)
+    ref = torch.randn(200, 8, generator=g)
+    near = torch.randn(60, 8, generator=g)
+    far = near + 1.5
+    a, b = bootstrap_frd(far, ref, 200), bootstrap_frd(near, ref, 200)
+    assert np.percentile(a / b - 1, 2.5) > 0
 
 
 def test_restore64_uses_native_output() -> None:
@@ -83,9 +110,36 @@ def test_restore64_uses_native_output() -> None:
         assert torch.allclose(y, net.gs(net.gc(x)).clamp(0, 1), atol=1 / 255)
 
 
-def test_bicubic64_and_grid_shapes() -> None:
-    x = torch.rand(3, 3, 16, 16)
-    b = bicubic64(x)
-    assert b.shape == (3, 3, 64, 64)
-    img = grid((x.permute(0, 2, 3, 1).numpy() * 255).astype(np.uint8), [("bicubic", b)], [0, 2], tile=32)
-    assert img.shape == (14 + 2 * 32, 2 * 32, 3)
+def test_bicubic64_shape_and_range() -> None:
+    b = bicubic64(torch.rand(3, 3, 16, 16))
+    assert b.shape == (3, 3, 64, 64) and b.min() >= 0 and b.max() <= 1
+
+
+@pytest.mark.slow
+def test_facesr_eval_cli_genuine_benchmarks(
+    sets: tuple[Path, Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`facesr eval --benchmark genuine-lr|utk-art-x4` with the real identity network on a tiny workspace."""
+    from facesr.cli import main
+
+    gdir, pdir = sets
+    ws = tmp_path / "ws"
+    (ws / "prepared").mkdir(parents=True)
+    gdir.rename(ws / "genuine")
+    pdir.rename(ws / "prepared" / "utkface")
+    monkeypatch.setenv("FACESR_WORKSPACE", str(ws))
+    out = tmp_path / "res"
+    weights = _weights(tmp_path)
+    for bench in ("genuine-lr", "utk-art-x4"):
+        argv = ["eval", "--benchmark", bench, "--model", str(weights), "--name", "cr", "--out", str(out)]
+        assert main([*argv, "--device", "cpu"]) == 0
+        assert f"{bench}__cr.json" in capsys.readouterr().out
+    doc = json.loads((out / "genuine-lr__cr.json").read_text())
+    assert doc["model"]["weights_sha256"] and doc["metrics"]["frd"] >= 0
+    assert "frd_masked_ref" not in doc["metrics"]  # minimal prepared set: no 128 px faces to mask
+    assert main(["eval", "--benchmark", "genuine-lr", "--images", str(tmp_path), "--name", "x"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "--model" in err and "\n" not in err

@@ -31,6 +31,8 @@ def test_bench_writes_table(tmp_path: Path) -> None:
         threads=1,
         gpu=False,
         command="facesr bench --models bicubic",
+        levers=False,
+        peers=False,
     )
     text = out.read_text()
     assert "## x8 (16x16 -> 128x128)" in text and "## x4" not in text

@@ -207,6 +207,28 @@ def test_max_minutes_stops_cleanly_and_exports(prepared: Path, tmp_path: Path) -
     assert (run / "weights.safetensors").is_file() and "stopped early" in (run / "card.md").read_text()
 
 
+def test_stop_step_stops_there_with_the_full_schedule(prepared: Path, tmp_path: Path) -> None:
+    """Budget-matched baselines stop where the reference run did, under its (unshortened) lr schedule."""
+    run = train(
+        _cfg(
+            prepared,
+            tmp_path / "ss",
+            "run.steps=8",
+            "run.stop_step=3",
+            "schedule.milestones=[0.5]",
+            "run.tensorboard=false",
+        )
+    )
+    state = load_checkpoint(run / "ckpt" / "last.pt")
+    assert state["step"] == 3
+    # milestone at round(0.5 * 8) = 4 is not reached by step 3: the lr is still the initial one
+    assert state["schedulers"]["G"]["_last_lr"][0] == pytest.approx(
+        state["optimizers"]["G"]["param_groups"][0]["initial_lr"]
+    )
+    assert (run / "weights.safetensors").is_file()
+    assert "(stopped at run.stop_step)" in (run / "card.md").read_text()
+
+
 @pytest.mark.parametrize("recipe", ["sr_only", "two_stage_denoiser", "two_stage_sr"])
 def test_baseline_recipes_run(prepared: Path, tmp_path: Path, recipe: str) -> None:
     run = train(
@@ -306,3 +328,15 @@ def _init(prepared: Path, tmp_path: Path) -> dict[str, torch.Tensor]:
     torch.manual_seed(cfg.run.seed)
     recipe = build_recipe(cfg, Context(device=torch.device("cpu")))
     return recipe.generator.state_dict()
+
+
+def test_mask_prob_reaches_the_batcher(prepared: Path, tmp_path: Path) -> None:
+    """data.mask_prob=0 trains plain SR (masked LR == clean LR); the default masks every face."""
+    from facesr.train.loop import _masked_face_batcher
+
+    for prob, masked in ((0.0, False), (1.0, True)):
+        cfg = _cfg(prepared, tmp_path / f"p{prob}", f"data.mask_prob={prob}")
+        batcher, _, _ = _masked_face_batcher(cfg, torch.device("cpu"), 0)
+        batch = batcher.next_batch()
+        differs = (batch["lr_masked"] - batch["lr_clean"]).abs().amax(dim=(1, 2, 3)) > 0
+        assert bool(differs.all()) is masked and bool(differs.any()) is masked

@@ -11,7 +11,9 @@ import sys
 
 import click
 
-BENCHMARK_NAMES = ("utk-mask-x4", "utk-mask-x8", "celeba10k-x4", "celeba10k-x8")
+BENCHMARK_NAMES = ("utk-mask-x4", "utk-mask-x8", "celeba10k-x4", "celeba10k-x8", "genuine-lr", "utk-art-x4")
+#: Characteristic Regularisation benchmarks (16x16 -> 64x64; facesr.eval.genuine, docs/cr.md)
+CR_BENCHMARKS = ("genuine-lr", "utk-art-x4")
 
 
 def _command_line() -> str:
@@ -95,6 +97,26 @@ def eval_cmd(
     if images is not None and not name:
         raise FacesrError("--images needs --name (the method's name in the results)")
     dev = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if benchmark in CR_BENCHMARKS:  # no frozen folder: genuine faces + prepared UTKFace (docs/cr.md)
+        from facesr.eval.genuine import cr_table, eval_command
+
+        if model_name is None:
+            raise FacesrError(f"--benchmark {benchmark} scores a --model (no --images)")
+        path, doc = eval_command(
+            benchmark,
+            model_name,
+            name=name,
+            label=label,
+            kind=kind,
+            notes=notes,
+            out_dir=out_dir,
+            limit=limit,
+            device=dev,
+            command=_command_line(),
+        )
+        click.echo(cr_table([doc]), nl=False)
+        click.echo(f"wrote {path} ({doc['protocol']['n_faces']} faces, {doc['run']['wall_time_s']:.1f} s)")
+        return
     evalset = load_eval_set(benchmark, root=benchmarks_root)
     restorer = None
     if model_name is not None:
@@ -184,6 +206,25 @@ def report_cmd(results_dir: str, out: str, grid_dir: str, no_grids: bool) -> Non
 @click.option("--repeats", type=int, default=10, show_default=True, help="Timed repeats per measurement.")
 @click.option("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice).")
 @click.option("--no-gpu", is_flag=True, help="Skip the GPU measurements even when CUDA is available.")
+@click.option("--no-levers", is_flag=True, help="Skip the CPU inference-lever tables (docs/speed.md).")
+@click.option("--no-peers", is_flag=True, help="Skip the peers side by side.")
+@click.option("--quality-faces", type=int, default=16, show_default=True, help="UTK-Mask faces per lever.")
+@click.option("--lever-scales", default="4", show_default=True, help="Scales for the lever/peer tables.")
+@click.option(
+    "--train",
+    "train_config",
+    default=None,
+    help="Also time the training-step levers with this config (e.g. configs/jdsr_lite_x4.yaml).",
+)
+@click.option("--train-batch", type=int, default=4, show_default=True)
+@click.option("--train-steps", type=int, default=3, show_default=True)
+@click.option("--train-tiny", is_flag=True, help="Training levers with very narrow nets (code paths only).")
+@click.option(
+    "--gpu-json",
+    default=None,
+    type=click.Path(dir_okay=False, exists=True),
+    help="Fold in the tables of a scripts/gpu_speed.sh result (gpu_speed.json).",
+)
 def bench_cmd(
     models: str | None,
     scales: str,
@@ -194,6 +235,15 @@ def bench_cmd(
     repeats: int,
     threads: int | None,
     no_gpu: bool,
+    no_levers: bool,
+    no_peers: bool,
+    quality_faces: int,
+    lever_scales: str,
+    train_config: str | None,
+    train_batch: int,
+    train_steps: int,
+    train_tiny: bool,
+    gpu_json: str | None,
 ) -> None:
     """Measure parameters, GFLOPs/face, CPU latency/throughput and memory (and GPU speed); write BENCHMARKS.md."""
     from facesr.errors import FacesrError
@@ -215,7 +265,24 @@ def bench_cmd(
         threads=threads,
         gpu=not no_gpu,
         command=_command_line(),
+        levers=not no_levers,
+        lever_scales=tuple(int(s) for s in lever_scales.split(",") if s.strip()),
+        quality_faces=quality_faces,
+        peers=not no_peers,
+        train=(
+            {
+                "config": train_config,
+                "batch": train_batch,
+                "steps": train_steps,
+                "warmup": 1,
+                "tiny": train_tiny,
+            }
+            if train_config
+            else None
+        ),
+        gpu_json=gpu_json,
     )
+    click.echo(path.read_text(encoding="utf-8"), nl=False)
     click.echo(f"wrote {path}")
 
 

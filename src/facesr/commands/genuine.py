@@ -166,17 +166,9 @@ def summary_cmd(genuine_dir: str | None) -> None:
     "--out",
     "out_dir",
     type=click.Path(file_okay=False),
-    default="results/genuine",
+    default="results",
     show_default=True,
-    help="Result folder (a sub-folder of results/ until `facesr report` knows these benchmarks).",
-)
-@click.option(
-    "--grid",
-    "grid_path",
-    type=click.Path(dir_okay=False),
-    default="docs/img/grid_genuine.png",
-    show_default=True,
-    help="Comparison grid PNG ('' to skip).",
+    help="Result folder (`facesr report` reads results/).",
 )
 @click.option("--limit", type=int, default=None, help="Score only the first N faces of each set.")
 def eval_cmd(
@@ -184,10 +176,14 @@ def eval_cmd(
     genuine_dir: str | None,
     prepared_dir: str | None,
     out_dir: str,
-    grid_path: str,
     limit: int | None,
 ) -> None:
-    """Score methods on genuine-lr (FRD, identity vs bicubic input) and utk-art-x4 (PSNR/SSIM)."""
+    """Score several methods on genuine-lr and utk-art-x4 in one process.
+
+    Writes the same files as `facesr eval --benchmark genuine-lr|utk-art-x4 --model MODEL --name NAME`
+    for each method (the reference embeddings are computed once). `facesr report` turns them into
+    the CR section of RESULTS.md and the grid docs/img/grid_genuine-lr.png.
+    """
     import shlex
     import sys
 
@@ -202,17 +198,17 @@ def eval_cmd(
         if not sep or not name or not spec:
             raise ConfigError(f"--method {m!r} must look like NAME=MODEL")
         parsed.append((name, spec))
-    summary = run_genuine_eval(
+    paths = run_genuine_eval(
         parsed,
         genuine_dir=genuine_dir or workspace() / "genuine",
         prepared_dir=prepared_dir or _prepared("utkface"),
         out_dir=out_dir,
-        grid_path=grid_path or None,
         limit=limit,
         command="facesr " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
+        cache_dir=workspace() / "cache" / "eval",
     )
-    for row in summary:
-        click.echo(json.dumps(row))
+    for path in paths:
+        click.echo(f"wrote {path}")
 
 
 def register(group: click.Group) -> None:

@@ -5,10 +5,12 @@ bytes (SHA-256), find the largest face's 68 landmarks (dlib), and similarity-ali
 fixed template at 128x128 and 64x64. Output (the contract in ``docs/data.md``)::
 
     manifest.jsonl    one JSON object per input file: path, sha256, status ok|failed, reason,
-                      split, row (index into the arrays, ok faces only), outside (padding share)
+                      split, row (index into the arrays, ok faces only), outside (padding share),
+                      matrix / matrix64 (ok faces: the 2x3 source->128 / source->64 alignment)
     faces128.npy      uint8 [N,128,128,3]
     faces64.npy       uint8 [N,64,64,3]
     landmarks128.npy  float32 [N,68,2] in the 128 frame
+    landmarks_src.npy float32 [N,68,2] as detected, in the source image's pixel frame (version 2)
     split.npy         uint8 [N]: 0 train, 1 test
     report.json       counts, aligned fraction, failure reasons, timing
 
@@ -21,6 +23,12 @@ choice depends on content only (adding or renaming files elsewhere never moves a
 Why chunks: the work is split into fixed chunks of the sorted file list; each finished chunk is
 saved atomically under ``<out>/chunks/``. An interrupted run resumes where it stopped; the chunk
 plan is keyed by the file list, so a changed source folder starts over.
+
+Why the matrices and source landmarks are recorded: with ``matrix`` and ``matrix64`` (exact float64
+values; JSON round-trips them) the aligned faces can be re-created from the original files with
+:func:`facesr.data.align.warp` alone, and ``landmarks128`` as ``apply_affine(matrix, landmarks_src)``,
+without dlib (``scripts/gpu_unpack.py`` does this on a GPU machine that cannot carry the arrays).
+Prepared folders written before version 2 lack them; readers must treat them as optional.
 
 Nothing under the source folder is ever written.
 """
@@ -46,7 +54,8 @@ from facesr.geometry import ALIGN_WEIGHTS, TEMPLATE_128
 from facesr.io import IMAGE_EXTENSIONS, atomic_path, atomic_write_text, read_image
 
 #: Bump when detection/alignment output changes, so that stale chunks are not resumed.
-PIPELINE_VERSION = 1
+#: 2: records carry the alignment matrices (``matrix``, ``matrix64``); the arrays are unchanged.
+PIPELINE_VERSION = 2
 #: Files per resumable chunk.
 CHUNK = 64
 #: UTKFace test split size (DESIGN.md section 4).
@@ -101,7 +110,9 @@ def scan(root: Path, scandir: Callable[[str], object] = os.scandir) -> list[Entr
     return sorted(out, key=lambda e: e.rel)
 
 
-def process_file(root: Path, rel: str) -> tuple[dict, tuple[np.ndarray, np.ndarray, np.ndarray] | None]:
+def process_file(
+    root: Path, rel: str
+) -> tuple[dict, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None]:
     """Read, hash, detect and align one file. Never raises for bad input: the reason goes in the record."""
     from facesr.data.align import align_face
     from facesr.data.landmarks import detect_landmarks
@@ -147,13 +158,15 @@ def process_file(root: Path, rel: str) -> tuple[dict, tuple[np.ndarray, np.ndarr
     a128 = align_face(image, lm, 128)
     a64 = align_face(image, lm, 64)
     rec.update(status="ok", reason=None, outside=round(a128.outside, 4), score=round(det.score, 3))
-    return rec, (a128.image, a64.image, a128.landmarks.astype(np.float32))
+    rec["matrix"] = a128.matrix.tolist()  # source -> 128 frame: re-creates the face without dlib
+    rec["matrix64"] = a64.matrix.tolist()
+    return rec, (a128.image, a64.image, a128.landmarks.astype(np.float32), det.landmarks.astype(np.float32))
 
 
 def _run_chunk(args: tuple[str, list[Entry], str]) -> int:
     """Process one chunk in a worker and save it atomically; returns the chunk's file count."""
     root, entries, target = args
-    records, f128, f64, lms = [], [], [], []
+    records, f128, f64, lms, src = [], [], [], [], []
     for e in entries:
         if e.error is not None:
             records.append({"path": e.rel, "sha256": None, "status": "failed", "reason": e.error})
@@ -164,6 +177,7 @@ def _run_chunk(args: tuple[str, list[Entry], str]) -> int:
             f128.append(arrays[0])
             f64.append(arrays[1])
             lms.append(arrays[2])
+            src.append(arrays[3])
         records.append(rec)
     buf = io.BytesIO()
     np.savez(
@@ -172,6 +186,7 @@ def _run_chunk(args: tuple[str, list[Entry], str]) -> int:
         faces128=np.stack(f128) if f128 else np.zeros((0, 128, 128, 3), np.uint8),
         faces64=np.stack(f64) if f64 else np.zeros((0, 64, 64, 3), np.uint8),
         landmarks128=np.stack(lms) if lms else np.zeros((0, 68, 2), np.float32),
+        landmarks_src=np.stack(src) if src else np.zeros((0, 68, 2), np.float32),
     )
     with atomic_path(target) as tmp:
         tmp.write_bytes(buf.getvalue())
@@ -302,7 +317,7 @@ def _assemble(
 ) -> dict:
     """Concatenate the chunks in order, assign the split, write the arrays, manifest and report."""
     records: list[dict] = []
-    f128, f64, lms = [], [], []
+    f128, f64, lms, lms_src = [], [], [], []
     row = 0
     for t in targets:
         with np.load(t) as z:
@@ -310,6 +325,7 @@ def _assemble(
             f128.append(z["faces128"])
             f64.append(z["faces64"])
             lms.append(z["landmarks128"])
+            lms_src.append(z["landmarks_src"])
         for r in recs:
             if r["status"] == "ok":
                 r["row"] = row + r.pop("chunk_row")
@@ -330,6 +346,7 @@ def _assemble(
     _save_npy(out / "faces128.npy", faces128)
     _save_npy(out / "faces64.npy", faces64)
     _save_npy(out / "landmarks128.npy", landmarks)
+    _save_npy(out / "landmarks_src.npy", np.concatenate(lms_src).astype(np.float32))
     _save_npy(out / "split.npy", split)
     atomic_write_text(out / "manifest.jsonl", "".join(json.dumps(r, sort_keys=True) + "\n" for r in records))
     failed = [r for r in records if r["status"] != "ok"]

@@ -11,6 +11,12 @@ measurement runs in a fresh child process (``python -m facesr.eval.bench``) so t
 memory (``ru_maxrss``) belongs to that model alone and no allocator state leaks between models.
 Speed does not depend on weight values, so architectures can be benchmarked untrained
 (``jdsr:size=lite``), which is how the default run covers models that have not been trained yet.
+
+Then, in the same run (``facesr.speed``): every inference lever (channels_last, bf16, torch.compile,
+ONNX Runtime, int8) against fp32 eager with output differences and PSNR on real UTK-Mask faces; the
+CPU targets; real peers that nobody here wrote (ESRGAN-thick, RealSR on ncnn) on the same faces with
+PSNR next to speed; optionally the training-step levers; and the GPU tables folded in from a
+``scripts/gpu_speed.sh`` JSON (``--gpu-json``), since this machine may have no GPU.
 """
 
 from __future__ import annotations
@@ -173,6 +179,12 @@ def default_specs() -> list[str]:
     return specs
 
 
+def _zoo_entries() -> list[Any]:
+    from facesr.zoo import list_models
+
+    return [e for e in list_models() if e.task != "baseline"]
+
+
 def _ratio(a: float | None, b: float | None) -> str:
     if not (a and b):
         return "–"
@@ -190,6 +202,12 @@ def render(rows: list[dict[str, Any]], env: dict[str, Any]) -> str:
         f"* CPU: {env['cpu']} ({env['cpu_count']} logical cores visible, {env['threads']} torch threads)",
         f"* GPU: {env.get('gpu') or 'none available in this run (GPU columns empty)'}",
         f"* Python {env['python']}, torch {env['torch']}, {env['platform']}",
+        f"* Load average (1 min) at start / end: {env.get('load_start', '?')} / {env.get('load_end', '?')}"
+        + (
+            " (other jobs were running: absolute CPU times are inflated; ratios within this run hold)"
+            if float(env.get("load_end") or 0) > 0.5 * float(env["cpu_count"] or 1)
+            else ""
+        ),
         "",
         "GFLOPs per face: `torch.utils.flop_counter` at batch 1 (multiply-add = 2 FLOPs; interpolation "
         "counts 0). CPU timings are medians after warm-up; on a shared machine they are only meaningful "
@@ -251,6 +269,15 @@ def run_bench(
     threads: int | None = None,
     gpu: bool = True,
     command: str = "facesr bench",
+    levers: bool = True,
+    lever_scales: tuple[int, ...] = (4,),
+    quality_faces: int = 16,
+    peers: bool = True,
+    train: dict[str, Any] | None = None,
+    gpu_json: str | os.PathLike[str] | None = None,
+    benchmarks_root: str | None = None,
+    lever_specs: list[tuple[str, str]] | None = None,
+    lever_list: list[str] | None = None,
 ) -> Path:
     """Measure every model at every scale and write BENCHMARKS.md (+ the raw JSON)."""
     from tqdm import tqdm
@@ -263,17 +290,40 @@ def run_bench(
             raise FacesrError(f"scale must be 4 or 8, got {s}")
     if batch_size < 1 or gpu_batch_size < 1 or repeats < 1:
         raise FacesrError("batch sizes and repeats must be at least 1")
+    if threads:
+        torch.set_num_threads(threads)
+    load_start = round(os.getloadavg()[0], 2)
     specs = list(specs or default_specs())
     if not any(s.startswith("bicubic") for s in specs):
         specs.insert(0, "bicubic")
     use_gpu = gpu and torch.cuda.is_available()
     rows = []
-    jobs = [(s, sc) for sc in scales for s in specs]
+    zoo_scale = {e.name: e.scale for e in _zoo_entries()}
+    # a zoo model runs at its own scale only (jdsr-lite-x8 has no x4 input); specs and paths at every scale
+    jobs = [(s, sc) for sc in scales for s in specs if zoo_scale.get(s, sc) == sc]
     for spec, scale in tqdm(jobs, desc="bench", unit="model"):
         row = _child(spec, scale, batch_size, repeats, threads)
         if use_gpu:
             row.update(measure_gpu(spec, scale, gpu_batch_size, repeats, row["gflops_per_face"] * 1e9))
         rows.append(row)
+    extra: list[str] = []
+    speed: dict[str, Any] = {}
+    if levers or peers or train or gpu_json:
+        from facesr.speed import report
+
+        for sc in lever_scales if levers else ():
+            lines, speed[f"levers_x{sc}"] = report.cpu_lever_section(
+                sc, quality_faces, repeats, lever_list, benchmarks_root, lever_specs
+            )
+            extra += lines
+        for sc in lever_scales if peers else ():
+            lines, speed[f"peers_x{sc}"] = report.peer_section(sc, quality_faces, repeats, benchmarks_root)
+            extra += lines
+        if train:
+            lines, speed["train"] = report.train_section(train)
+            extra += lines
+        if gpu_json:
+            extra += report.gpu_section(gpu_json)
     sw = software()
     env = {
         "command": command,
@@ -286,11 +336,15 @@ def run_bench(
         "python": sw["python"],
         "torch": sw["torch"],
         "platform": platform.platform(),
+        "load_start": load_start,
+        "load_end": round(os.getloadavg()[0], 2),
     }
     out_path = Path(out)
-    atomic_write_text(out_path, render(rows, env))
+    text = render(rows, env) + ("\n" + "\n".join(extra).rstrip() + "\n" if extra else "")
+    atomic_write_text(out_path, text)
     if json_out:
-        atomic_write_text(Path(json_out), json.dumps({"env": env, "rows": rows}, indent=1) + "\n")
+        doc = {"env": env, "rows": rows, "speed": speed}
+        atomic_write_text(Path(json_out), json.dumps(doc, indent=1, default=str) + "\n")
     return out_path
 
 

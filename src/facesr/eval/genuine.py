@@ -19,17 +19,23 @@ bicubic). For the embedding network (dlib face-recognition ResNet, face-api.js p
 template-aligned 128x128 faces), outputs *and* the real HR faces are bicubic-upsampled 64 -> 128
 the same way, so FRD compares like with like.
 
-Results are ``facesr-eval/1`` JSON files (benchmarks ``genuine-lr`` and ``utk-art-x4``) written
-with :func:`facesr.eval.runner.write_result`'s layout, plus a grid PNG of genuine inputs and each
-method's output.
+Is FRD on ~120 faces meaningful? ``frd_ci95`` is a bootstrap interval over faces (both sets
+resampled), and the replicate values are stored (``frd_bootstrap``) with a fixed seed, so
+``facesr report`` can compute a *paired* interval for the FRD difference between two methods.
+
+Entry points: ``facesr eval --benchmark genuine-lr|utk-art-x4 --model M --name NAME`` (one method,
+one benchmark) and ``facesr genuine eval --method NAME=M ...`` (several methods, both benchmarks,
+reference embeddings computed once). Both write ``facesr-eval/1`` JSON files named like every other
+benchmark's (:func:`facesr.eval.runner.result_stem`) plus, for genuine-lr, sample strips from which
+``facesr report`` builds the grid of genuine inputs and each method's output.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import time
 from collections.abc import Sequence
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +48,7 @@ from facesr.errors import DataError
 HR = 64
 LR = 16
 EMBED = 128
+SCALE_LEARNED = 4
 DEFINITIONS = {
     "frd": (
         "Frechet distance between Gaussians fitted to the dlib face-recognition ResNet (face-api.js "
@@ -51,6 +58,11 @@ DEFINITIONS = {
     "frd_masked_ref": (
         "FRD as above against the same UTKFace test faces wearing synthetic MaskTheFace masks "
         "(facesr.data.masks.MaskSynthesizer, seed 0, at 128, antialiased bicubic to 64)"
+    ),
+    "frd_se": (
+        "bootstrap standard error of FRD: standard deviation of FRD over 1000 resamplings (with "
+        "replacement, seed 0) of the genuine test faces and of the HR reference faces (no percentile "
+        "interval: resampled FRD is biased upwards, duplicated faces shrink the covariance)"
     ),
     "identity_vs_bicubic_input": (
         "mean cosine between the embedding of the restored face and the embedding "
@@ -75,9 +87,10 @@ def up128(x: torch.Tensor) -> torch.Tensor:
 def restore64(restorer: torch.nn.Module, lr16: torch.Tensor, batch: int = 64) -> torch.Tensor:
     """Run a restorer on 16x16 faces and return 64x64 outputs in [0,1], rounded to 8 bits."""
     net = getattr(restorer, "net", restorer)
+    dev = next((p.device for p in restorer.parameters()), torch.device("cpu"))
     outs = []
     for i in range(0, len(lr16), batch):
-        x = lr16[i : i + batch]
+        x = lr16[i : i + batch].to(dev)
         if hasattr(net, "out_size"):
             saved = net.out_size
             net.out_size = HR
@@ -91,7 +104,7 @@ def restore64(restorer: torch.nn.Module, lr16: torch.Tensor, batch: int = 64) ->
             y = F.interpolate(
                 y, size=(HR, HR), mode="bicubic", align_corners=False, antialias=y.shape[-1] > HR
             )
-        outs.append(y.clamp(0, 1).mul(255).round().div(255))
+        outs.append(y.float().clamp(0, 1).mul(255).round().div(255).cpu())
     return torch.cat(outs)
 
 
@@ -108,6 +121,7 @@ class Embedder:
         from facesr.eval.metrics import create_metric
 
         self.metric = create_metric("identity", device=device, **({"net": net} if net is not None else {}))
+        self.custom = net is not None  # a stand-in network: never cache its embeddings
 
     def __call__(self, img64: torch.Tensor, batch: int = 64) -> torch.Tensor:
         return torch.cat(
@@ -163,151 +177,340 @@ def masked_reference(
     return (x.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
 
 
-def evaluate_method(
-    name: str,
-    restorer: torch.nn.Module | None,
-    gen16: np.ndarray,
-    hr64: np.ndarray,
-    embedder: Embedder,
-    hr_emb: torch.Tensor,
-    gen_in_emb: torch.Tensor,
-    masked_emb: torch.Tensor | None = None,
-) -> dict[str, Any]:
-    """Scores of one method (``restorer=None`` = bicubic) on both benchmarks, plus its outputs."""
-    from facesr.eval.metrics import create_metric
-
-    t0 = time.perf_counter()
-    x_g = to01(gen16)
-    y = to01(hr64)
-    from facesr.train.cr import artificial_lr
-
-    x_a = artificial_lr(y).clamp(0, 1).mul(255).round().div(255)  # same degradation as training, 8-bit
-    run = bicubic64 if restorer is None else (lambda x: restore64(restorer, x))
-    out_g = run(x_g)
-    out_a = run(x_a)
-    e_out = embedder(out_g)
-    ident = create_metric("identity").cosine(e_out, gen_in_emb)
-    frd = create_metric("frd")(e_out, hr_emb)
-    frd_masked = create_metric("frd")(e_out, masked_emb) if masked_emb is not None else None
-    psnr = create_metric("psnr")(out_a.double(), y.double())
-    ssim = create_metric("ssim")(out_a.double(), y.double())
-    return {
-        "name": name,
-        "frd": float(frd),
-        "frd_masked_ref": None if frd_masked is None else float(frd_masked),
-        "identity_vs_bicubic_input": float(ident.mean()),
-        "psnr": float(psnr.mean()),
-        "ssim": float(ssim.mean()),
-        "per_image_identity": ident.tolist(),
-        "outputs_genuine": out_g,
-        "wall_s": round(time.perf_counter() - t0, 2),
-    }
+BENCHMARKS = ("genuine-lr", "utk-art-x4")
+#: Bootstrap over faces for FRD (``facesr-eval/1`` key ``frd_bootstrap``): replicates and seed. The same
+#: seed and set sizes give the same resampled indices for every method, so the replicate values of two
+#: result files form a *paired* bootstrap of their difference (used by ``facesr report``).
+BOOTSTRAP = 1000
+BOOTSTRAP_SEED = 0
+#: Genuine test faces shown in the comparison grid (seeded choice, the same for every method).
+GRID_ROWS = 6
+GRID_SEED = 0
 
 
-def result_docs(
-    res: dict[str, Any],
-    ids: list[str],
-    n_hr: int,
-    command: str | None,
-    params: int | None,
-    checksums: dict[str, str] | None = None,
-) -> list[dict[str, Any]]:
-    """Two ``facesr-eval/1`` documents (genuine-lr and utk-art-x4) for one method."""
-    from facesr.eval.runner import FORMAT, code_revision, hardware, software, utc_now
+def grid_rows(n: int) -> list[int]:
+    """The fixed genuine test faces of the comparison grid."""
+    rng = np.random.default_rng(GRID_SEED)
+    return sorted(rng.choice(n, size=min(GRID_ROWS, n), replace=False).tolist())
 
-    masked = ("frd_masked_ref",) if res.get("frd_masked_ref") is not None else ()
-    checksums = checksums or {"genuine": "unknown", "hr": "unknown"}
-    model = {
-        "name": res["name"],
-        "kind": "baseline" if res["name"].startswith("bicubic") else "facesr",
-        "input": "genuine",
-        "row": res["name"],
-        **({"params": params} if params else {}),
-    }
-    run = {
-        "code_revision": code_revision(),
-        "date": utc_now(),
-        "wall_time_s": res["wall_s"],
-        "hardware": hardware(torch.device("cpu")),
-        "software": software(),
-        "command": command,
-    }
-    gen = {
-        "format": FORMAT,
-        "model": model,
-        "protocol": {
-            "benchmark": "genuine-lr",
-            "data_set": "genuine LR faces (facesr genuine build, test split)",
+
+def bootstrap_frd(
+    e_out: torch.Tensor, e_ref: torch.Tensor, replicates: int = BOOTSTRAP, seed: int = BOOTSTRAP_SEED
+) -> np.ndarray:
+    """FRD recomputed on ``replicates`` resamplings (with replacement) of BOTH sets of faces.
+
+    The genuine outputs and the HR reference are resampled with one seeded generator whose draws depend
+    only on the two set sizes, so two methods scored on the same sets get the same indices (paired).
+    Their standard deviation is ``frd_se``. FRD on a resample is biased upwards (duplicated faces
+    shrink the covariance), so percentile intervals of single methods would sit above the estimate;
+    the paired *ratio* of two methods' replicates is what ``facesr report`` turns into an interval.
+    """
+    from facesr.eval.metrics import embedding_stats, frechet_distance_from_stats
+
+    rng = np.random.default_rng(seed)
+    n, m = len(e_out), len(e_ref)
+    out = np.empty(replicates)
+    a, b = e_out.double(), e_ref.double()
+    for r in range(replicates):
+        i = torch.from_numpy(rng.integers(0, n, n))
+        j = torch.from_numpy(rng.integers(0, m, m))
+        out[r] = frechet_distance_from_stats(*embedding_stats(a[i]), *embedding_stats(b[j]))
+    return out
+
+
+def _cached_embeddings(embedder: Embedder, faces64: np.ndarray, cache_dir: Path | None) -> torch.Tensor:
+    """Embeddings of a fixed reference set, cached on disk by the arrays' and the network's checksums."""
+    if cache_dir is None or embedder.custom:
+        return embedder(to01(faces64))
+    from facesr.nets.face_id import WEIGHTS
+    from facesr.zoo import sha256_file
+
+    key = hashlib.sha256(
+        hashlib.sha256(faces64.tobytes()).hexdigest().encode() + sha256_file(WEIGHTS).encode()
+    ).hexdigest()[:16]
+    path = Path(cache_dir) / f"genuine_ref_emb_{key}.npy"
+    if path.is_file():
+        arr = np.load(path, allow_pickle=False)
+        if arr.shape == (len(faces64), 128):
+            return torch.from_numpy(arr)
+    emb = embedder(to01(faces64))
+    import io as _io
+
+    from facesr.io import atomic_write_bytes
+
+    buf = _io.BytesIO()
+    np.save(buf, emb.float().numpy(), allow_pickle=False)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(path, buf.getvalue())
+    return emb
+
+
+class GenuineBench:
+    """The two CR benchmarks' data and reference embeddings, loaded once for any number of methods."""
+
+    def __init__(
+        self,
+        genuine_dir: str | Path,
+        prepared_dir: str | Path,
+        *,
+        limit: int | None = None,
+        face_id: Any = None,
+        masked_ref: bool = True,
+        data: str | Path | None = None,
+        cache_dir: str | Path | None = None,
+    ) -> None:
+        self.gen16, self.hr64, self.ids = load_sets(genuine_dir, prepared_dir, limit)
+        self.face_id, self.masked_ref, self.data = face_id, masked_ref, data
+        self.cache = Path(cache_dir) if cache_dir is not None else None
+        self.limit = limit
+        self.checksums = {
+            "genuine-lr": hashlib.sha256(self.gen16.tobytes()).hexdigest(),
+            "utk-art-x4": hashlib.sha256(self.hr64.tobytes()).hexdigest(),
+        }
+        self.genuine_dir, self.prepared_dir = str(genuine_dir), str(prepared_dir)
+
+    # The embeddings are only computed when genuine-lr is scored (utk-art-x4 needs none).
+    @cached_property
+    def embedder(self) -> Embedder:
+        return Embedder(net=self.face_id)
+
+    @cached_property
+    def hr_emb(self) -> torch.Tensor:
+        return _cached_embeddings(self.embedder, self.hr64, self.cache)
+
+    @cached_property
+    def gen_in_emb(self) -> torch.Tensor:
+        return self.embedder(bicubic64(to01(self.gen16)))
+
+    @cached_property
+    def masked_emb(self) -> torch.Tensor | None:
+        if not self.masked_ref:
+            return None
+        faces = masked_reference(self.prepared_dir, self.data, limit=self.limit)
+        return _cached_embeddings(self.embedder, faces, self.cache)
+
+    def run(self, benchmark: str, restorer: torch.nn.Module | None) -> dict[str, Any]:
+        """Scores of one method (``restorer=None``: bicubic x4) on one benchmark, with per-face values."""
+        from facesr.eval.metrics import create_metric
+
+        if benchmark not in BENCHMARKS:
+            raise DataError(f"unknown CR benchmark {benchmark!r}; known: {', '.join(BENCHMARKS)}")
+        t0 = time.perf_counter()
+        run = bicubic64 if restorer is None else (lambda x: restore64(restorer, x))
+        if benchmark == "genuine-lr":
+            out = run(to01(self.gen16))
+            e_out = self.embedder(out)
+            ident = create_metric("identity").cosine(e_out, self.gen_in_emb)
+            boot = bootstrap_frd(e_out, self.hr_emb)
+            metrics: dict[str, Any] = {
+                "frd": create_metric("frd")(e_out, self.hr_emb),
+                "frd_se": float(np.std(boot, ddof=1)),
+            }
+            if self.masked_emb is not None:
+                metrics["frd_masked_ref"] = create_metric("frd")(e_out, self.masked_emb)
+            metrics["identity_vs_bicubic_input"] = float(ident.mean())
+            per = [
+                {"id": i, "identity_vs_bicubic_input": round(float(v), 6)}
+                for i, v in zip(self.ids, ident.tolist(), strict=True)
+            ]
+            extra = {
+                "frd_bootstrap": {
+                    "replicates": BOOTSTRAP,
+                    "seed": BOOTSTRAP_SEED,
+                    "resampled": "genuine test faces and HR reference faces, with replacement",
+                    "values": [round(float(v), 6) for v in boot],
+                }
+            }
+            samples = out[grid_rows(len(out))]
+        else:
+            y = to01(self.hr64)
+            from facesr.train.cr import artificial_lr
+
+            x_a = artificial_lr(y).clamp(0, 1).mul(255).round().div(255)  # training degradation, 8-bit
+            out = run(x_a)
+            psnr = create_metric("psnr")(out.double(), y.double())
+            ssim = create_metric("ssim")(out.double(), y.double())
+            metrics = {"psnr": float(psnr.mean()), "ssim": float(ssim.mean())}
+            prefix = "utk"
+            per = [
+                {"id": f"{prefix}{k:05d}", "psnr": round(float(a), 6), "ssim": round(float(b), 6)}
+                for k, (a, b) in enumerate(zip(psnr.tolist(), ssim.tolist(), strict=True))
+            ]
+            extra = {}
+            samples = None
+        return {
+            "metrics": metrics,
+            "per_image": per,
+            "extra": extra,
+            "samples": samples,
+            "wall_s": round(time.perf_counter() - t0, 2),
+        }
+
+    def protocol(self, benchmark: str) -> dict[str, Any]:
+        """The protocol block of a CR result file (what was compared with what, and how)."""
+        n_gen, n_hr = len(self.ids), len(self.hr64)
+        common = {
+            "benchmark": benchmark,
             "split": "test",
-            "scale": 4,
-            "n_faces": len(ids),
-            "n_faces_in_benchmark": len(ids),
-            "complete": True,
-            "benchmark_checksum": checksums["genuine"],
+            "scale": SCALE_LEARNED,
             "lr_size": LR,
             "hr_size": HR,
-            "input": "genuine 16x16 faces (MTCNN-detected in rwmfd/web_unmasked, template-aligned)",
-            "target": f"none; FRD reference = {n_hr} UTKFace prepared test faces at 64x64",
-            "metrics": {k: DEFINITIONS[k] for k in ("frd", "identity_vs_bicubic_input", *masked)},
-        },
-        "metrics": {
-            "frd": res["frd"],
-            "identity_vs_bicubic_input": res["identity_vs_bicubic_input"],
-            **{k: res[k] for k in masked},
-        },
-        "verification": None,
-        "run": run,
-        "per_image": [
-            {"id": i, "identity_vs_bicubic_input": round(v, 6)}
-            for i, v in zip(ids, res["per_image_identity"], strict=True)
-        ],
-    }
-    art = {
-        "format": FORMAT,
-        "model": {**model, "input": "artificial"},
-        "protocol": {
-            "benchmark": "utk-art-x4",
-            "data_set": "UTKFace prepared test split",
-            "split": "test",
-            "scale": 4,
+            "colour_space": "RGB in [0,1]",
+            "quantisation": "outputs rounded to 8 bits before scoring, as if saved to PNG",
+            "complete": self.limit is None,
+            "benchmark_checksum": self.checksums[benchmark],
+        }
+        if benchmark == "genuine-lr":
+            masked = ("frd_masked_ref",) if self.masked_emb is not None else ()
+            return {
+                **common,
+                "data_set": f"genuine LR faces (`facesr genuine build`, {self.genuine_dir}), test split",
+                "n_faces": n_gen,
+                "n_faces_in_benchmark": n_gen,
+                "input": "genuine 16x16 faces (MTCNN-detected in rwmfd/web_unmasked, template-aligned)",
+                "target": f"none (no ground truth); FRD reference = {n_hr} UTKFace prepared test faces at 64x64",
+                "sample_rows": grid_rows(n_gen),
+                "metrics": {
+                    k: DEFINITIONS[k] for k in ("frd", "frd_se", *masked, "identity_vs_bicubic_input")
+                },
+            }
+        return {
+            **common,
+            "data_set": f"UTKFace prepared test split ({self.prepared_dir})",
             "n_faces": n_hr,
             "n_faces_in_benchmark": n_hr,
-            "complete": True,
-            "benchmark_checksum": checksums["hr"],
-            "lr_size": LR,
-            "hr_size": HR,
-            "input": "HR 64 -> antialiased bicubic x1/4 -> 16x16, 8-bit",
+            "input": "HR 64 -> antialiased bicubic x1/4 (the CR training degradation) -> 16x16, 8-bit",
             "target": "UTKFace HR at 64x64",
             "metrics": {k: DEFINITIONS[k] for k in ("psnr", "ssim")},
-        },
-        "metrics": {"psnr": res["psnr"], "ssim": res["ssim"]},
+        }
+
+
+def evaluate_model(
+    bench: GenuineBench,
+    benchmark: str,
+    restorer: torch.nn.Module | None,
+    model: dict[str, Any],
+    command: str | None = None,
+) -> dict[str, Any]:
+    """A full ``facesr-eval/1`` document (plus private ``_samples``) for one method on one CR benchmark."""
+    from facesr.eval.runner import FORMAT, code_revision, hardware, software, utc_now
+
+    res = bench.run(benchmark, restorer)
+    info = {"kind": "facesr", "input": "genuine" if benchmark == "genuine-lr" else "artificial", **model}
+    if restorer is not None and "params" not in info:
+        info["params"] = int(sum(p.numel() for p in restorer.parameters()))
+    doc = {
+        "format": FORMAT,
+        "model": info,
+        "protocol": bench.protocol(benchmark),
+        "metrics": res["metrics"],
+        **res["extra"],
         "verification": None,
-        "run": run,
-        "per_image": [],
+        "run": {
+            "code_revision": code_revision(),
+            "date": utc_now(),
+            "wall_time_s": res["wall_s"],
+            "hardware": hardware(torch.device("cpu")),
+            "software": software(),
+            "command": command,
+        },
+        "per_image": res["per_image"],
     }
-    return [gen, art]
+    doc["_samples"] = res["samples"]
+    return doc
 
 
-def grid(
-    inputs16: np.ndarray, columns: Sequence[tuple[str, torch.Tensor]], rows: Sequence[int], tile: int = 96
-) -> np.ndarray:
-    """Rows of genuine inputs (nearest-upsampled) followed by each method's 64x64 output, at ``tile`` px."""
-    from PIL import Image, ImageDraw
+def write_cr_result(doc: dict[str, Any], out_dir: str | Path, bench: GenuineBench | None = None) -> Path:
+    """``<benchmark>__<name>.json`` (+ ``.md``) in ``out_dir``; for genuine-lr also the sample strips
+    ``samples/genuine-lr__<name>.png`` (64 px outputs) and ``samples/genuine-lr__input.png`` (16 px
+    inputs enlarged x4, nearest) from which ``facesr report`` builds the comparison grid."""
+    from facesr.eval.runner import dumps_result, result_stem
+    from facesr.io import atomic_write_text, write_image
 
-    label_h = 14
-    ncol = 1 + len(columns)
-    canvas = Image.new("RGB", (ncol * tile, label_h + len(rows) * tile), (255, 255, 255))
-    draw = ImageDraw.Draw(canvas)
-    for c, name in enumerate(["input 16px", *[n for n, _ in columns]]):
-        draw.text((c * tile + 2, 1), name[: tile // 6], fill=(0, 0, 0))
-    for r, row in enumerate(rows):
-        tiles = [Image.fromarray(inputs16[row]).resize((tile, tile), Image.Resampling.NEAREST)]
-        for _, out in columns:
-            arr = (out[row].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
-            tiles.append(Image.fromarray(arr).resize((tile, tile), Image.Resampling.BICUBIC))
-        for c, t in enumerate(tiles):
-            canvas.paste(t, (c * tile, label_h + r * tile))
-    return np.asarray(canvas)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    samples = doc.get("_samples")
+    clean = {k: v for k, v in doc.items() if not k.startswith("_")}
+    stem = result_stem(clean)
+    path = out / f"{stem}.json"
+    atomic_write_text(path, dumps_result(clean))
+    atomic_write_text(out / f"{stem}.md", cr_table([clean]))
+    if samples is not None and clean["protocol"].get("complete", True):
+        sdir = out / "samples"
+        sdir.mkdir(exist_ok=True)
+        strip = (samples.permute(0, 2, 3, 1).numpy() * 255).round().astype(np.uint8)
+        write_image(sdir / f"{stem}.png", np.concatenate(list(strip), axis=0))
+        if bench is not None:
+            rows = clean["protocol"]["sample_rows"]
+            up = [np.kron(bench.gen16[r], np.ones((4, 4, 1), np.uint8)) for r in rows]
+            write_image(sdir / "genuine-lr__input.png", np.concatenate(up, axis=0))
+    return path
+
+
+def cr_table(docs: Sequence[dict[str, Any]]) -> str:
+    """A plain Markdown table of some CR result files (one row per file)."""
+    lines = [
+        "| method | benchmark | FRD | FRD bootstrap SE | FRD vs masked HR | identity vs bicubic input | PSNR dB | SSIM |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for d in docs:
+        m = d["metrics"]
+
+        def f(key: str, fmt: str, m: dict[str, Any] = m) -> str:
+            return "–" if m.get(key) is None else fmt.format(m[key])
+
+        lines.append(
+            f"| {d['model'].get('label') or d['model']['name']} | {d['protocol']['benchmark']} | "
+            f"{f('frd', '{:.4f}')} | {f('frd_se', '{:.4f}')} | {f('frd_masked_ref', '{:.4f}')} | "
+            f"{f('identity_vs_bicubic_input', '{:.4f}')} | {f('psnr', '{:.2f}')} | {f('ssim', '{:.4f}')} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def eval_command(
+    benchmark: str,
+    model_name: str,
+    *,
+    name: str | None = None,
+    label: str | None = None,
+    kind: str | None = None,
+    notes: str | None = None,
+    out_dir: str | Path = "results",
+    limit: int | None = None,
+    device: str = "cpu",
+    command: str | None = None,
+) -> tuple[Path, dict[str, Any]]:
+    """``facesr eval --benchmark genuine-lr|utk-art-x4``: one method on one CR benchmark, from the
+    workspace's genuine set (``facesr genuine build``) and prepared UTKFace set (``facesr prepare``)."""
+    from facesr.paths import prepared_dir, workspace
+    from facesr.zoo import load_model, sha256_file
+
+    prep = prepared_dir("utkface")
+    bench = GenuineBench(
+        workspace() / "genuine",
+        prep,
+        limit=limit,
+        # the masked reference needs the 128 px faces and their landmarks (absent from minimal sets)
+        masked_ref=(prep / "faces128.npy").is_file() and (prep / "landmarks128.npy").is_file(),
+        cache_dir=workspace() / "cache" / "eval",
+    )
+    restorer = None
+    model: dict[str, Any] = {}
+    if model_name not in ("bicubic", "bicubic-x4"):
+        restorer = load_model(model_name, device=device).eval()
+        meta = getattr(restorer, "meta", {}) or {}
+        model.update({"arch": meta.get("facesr.arch", ""), "arch_args": meta.get("facesr.args", "")})
+        if Path(model_name).suffix == ".safetensors":
+            model["weights_sha256"] = sha256_file(model_name)
+    model["name"] = name or (getattr(restorer, "name", model_name) if restorer is not None else "bicubic-x4")
+    model["kind"] = kind or ("baseline" if restorer is None else "facesr")
+    model["weights"] = model_name
+    if label:
+        model["label"] = label
+    if notes:
+        model["notes"] = notes
+    doc = evaluate_model(bench, benchmark, restorer, model, command)
+    return write_cr_result(doc, out_dir, bench), doc
 
 
 def run_genuine_eval(
@@ -316,72 +519,37 @@ def run_genuine_eval(
     genuine_dir: str | Path,
     prepared_dir: str | Path,
     out_dir: str | Path,
-    grid_path: str | Path | None,
     limit: int | None = None,
     command: str | None = None,
-    grid_rows: int = 8,
-    seed: int = 0,
     face_id: Any = None,
     masked_ref: bool = True,
     data: str | Path | None = None,
-) -> list[dict[str, Any]]:
-    """Evaluate ``methods`` (name, zoo name or weights path; ``bicubic`` = bicubic x4) and write results.
+    cache_dir: str | Path | None = None,
+) -> list[Path]:
+    """Score several methods (name, zoo name or weights path; ``bicubic`` = bicubic x4) on both CR
+    benchmarks in one process (reference embeddings computed once); the files are the same as
+    ``facesr eval --benchmark genuine-lr|utk-art-x4 --model M --name NAME`` writes.
 
     ``face_id`` replaces the identity network (tests pass a small stand-in)."""
-    from facesr.eval.runner import result_stem
-    from facesr.io import atomic_write_text, write_image
     from facesr.zoo import load_model
 
-    gen16, hr64, ids = load_sets(genuine_dir, prepared_dir, limit)
-    embedder = Embedder(net=face_id)
-    hr_emb = embedder(to01(hr64))
-    gen_in_emb = embedder(bicubic64(to01(gen16)))
-    checksums = {
-        "genuine": hashlib.sha256(gen16.tobytes()).hexdigest(),
-        "hr": hashlib.sha256(hr64.tobytes()).hexdigest(),
-    }
-    masked_emb = embedder(to01(masked_reference(prepared_dir, data, limit=limit))) if masked_ref else None
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    summary, columns = [], []
+    bench = GenuineBench(
+        genuine_dir,
+        prepared_dir,
+        limit=limit,
+        face_id=face_id,
+        masked_ref=masked_ref,
+        data=data,
+        cache_dir=cache_dir,
+    )
+    paths = []
     for name, spec in methods:
         restorer = None if spec in ("bicubic", "bicubic-x4") else load_model(spec).eval()
-        res = evaluate_method(name, restorer, gen16, hr64, embedder, hr_emb, gen_in_emb, masked_emb)
-        params = sum(p.numel() for p in restorer.parameters()) if restorer is not None else None
-        for doc in result_docs(res, ids, len(hr64), command, params, checksums):
-            atomic_write_text(
-                out / f"{result_stem(doc)}.json", json.dumps(doc, indent=1, allow_nan=False) + "\n"
-            )
-        columns.append((name, res["outputs_genuine"]))
-        summary.append(
-            {
-                k: res[k]
-                for k in ("name", "frd", "frd_masked_ref", "identity_vs_bicubic_input", "psnr", "ssim")
-            }
-        )
-    if grid_path is not None:
-        rng = np.random.default_rng(seed)
-        rows = sorted(rng.choice(len(gen16), size=min(grid_rows, len(gen16)), replace=False).tolist())
-        write_image(grid_path, grid(gen16, columns, rows))
-    table = markdown(summary, len(ids), len(hr64))
-    atomic_write_text(out / "genuine-lr__summary.md", table)
-    return summary
-
-
-def markdown(summary: Sequence[dict[str, Any]], n_gen: int, n_hr: int) -> str:
-    """One table: FRD (vs clean and vs masked HR) and identity on genuine LR, PSNR/SSIM on artificial LR."""
-    lines = [
-        f"genuine-lr: {n_gen} genuine test faces; FRD references and utk-art-x4: {n_hr} UTKFace test faces "
-        "(64x64).",
-        "",
-        "| method | FRD vs HR (genuine) | FRD vs masked HR (genuine) | identity vs bicubic input | "
-        "PSNR dB (artificial) | SSIM (artificial) |",
-        "| --- | --- | --- | --- | --- | --- |",
-    ]
-    for s in summary:
-        fm = "n/a" if s.get("frd_masked_ref") is None else f"{s['frd_masked_ref']:.4f}"
-        lines.append(
-            f"| {s['name']} | {s['frd']:.4f} | {fm} | {s['identity_vs_bicubic_input']:.4f} | "
-            f"{s['psnr']:.2f} | {s['ssim']:.4f} |"
-        )
-    return "\n".join(lines) + "\n"
+        model = {"name": name, "kind": "baseline" if restorer is None else "facesr", "weights": spec}
+        if restorer is not None:
+            meta = getattr(restorer, "meta", {}) or {}
+            model.update({"arch": meta.get("facesr.arch", ""), "arch_args": meta.get("facesr.args", "")})
+        for benchmark in BENCHMARKS:
+            doc = evaluate_model(bench, benchmark, restorer, model, command)
+            paths.append(write_cr_result(doc, out_dir, bench))
+    return paths

@@ -45,6 +45,11 @@ COLUMNS = (  # key, header, format
     ("frd", "FRD", "{:.4f}"),
 )
 GRID_FACES = 4  # rows of the comparison grid (keeps each PNG well under 1 MB)
+#: Characteristic Regularisation benchmarks: one section of their own (no ground truth on genuine-lr)
+CR_BENCHMARKS = ("genuine-lr", "utk-art-x4")
+CR_ROW_ORDER = ("bicubic-x4", "bicubic", "sr-only", "cycle", "cr")
+CR_REFERENCE = "sr-only"  # FRD differences are reported relative to this method (the issue's target)
+CR_CYCLE = "cycle"  # ... and to the cycle-style baseline (the issue's second FRD target)
 LABEL_H = 14
 
 
@@ -154,8 +159,10 @@ def build_markdown(docs: list[dict[str, Any]], grids: dict[str, str]) -> str:
     by_bench: dict[str, list[dict[str, Any]]] = {}
     for d in docs:
         by_bench.setdefault(d["protocol"]["benchmark"], []).append(d)
-    names = [b for b in TITLES if b in by_bench] + sorted(b for b in by_bench if b not in TITLES)
-    if not names:
+    names = [b for b in TITLES if b in by_bench] + sorted(
+        b for b in by_bench if b not in TITLES and b not in CR_BENCHMARKS
+    )
+    if not names and not any(b in by_bench for b in CR_BENCHMARKS):
         out += ["No result files yet: run `facesr eval --model bicubic --benchmark utk-mask-x4`.", ""]
     for bench in names:
         group = by_bench[bench]
@@ -204,7 +211,119 @@ def build_markdown(docs: list[dict[str, Any]], grids: dict[str, str]) -> str:
                 "",
             ]
         out += ["Runs:", "", _runs_table(group)]
+    if any(b in by_bench for b in CR_BENCHMARKS):
+        out += cr_section(by_bench, grids.get("genuine-lr"))
     return "\n".join(out).rstrip() + "\n"
+
+
+def _cr_key(name: str) -> tuple[int, str]:
+    return (CR_ROW_ORDER.index(name) if name in CR_ROW_ORDER else len(CR_ROW_ORDER), name)
+
+
+def _paired_frd_change(doc: dict[str, Any], ref: dict[str, Any]) -> str:
+    """FRD change relative to the reference with a paired bootstrap 95% interval (same resampled faces:
+    same seed, replicate count and benchmark), as ``-3.1 % [-9.0, +2.5]``; ``–`` when not comparable."""
+    a, b = doc.get("frd_bootstrap"), ref.get("frd_bootstrap")
+    point = doc["metrics"]["frd"] / ref["metrics"]["frd"] - 1.0
+    if (
+        not a
+        or not b
+        or (a["seed"], a["replicates"]) != (b["seed"], b["replicates"])
+        or doc["protocol"]["benchmark_checksum"] != ref["protocol"]["benchmark_checksum"]
+    ):
+        return f"{point:+.1%}"
+    rel = np.asarray(a["values"]) / np.asarray(b["values"]) - 1.0
+    lo, hi = np.percentile(rel, [2.5, 97.5])
+    return f"{100 * point:+.1f} % [{100 * lo:+.1f}, {100 * hi:+.1f}]"
+
+
+def cr_section(by_bench: dict[str, list[dict[str, Any]]], grid: str | None) -> list[str]:
+    """The Characteristic Regularisation section: genuine-lr and utk-art-x4 side by side per method."""
+    gen = {d["model"]["name"]: d for d in by_bench.get("genuine-lr", [])}
+    art = {d["model"]["name"]: d for d in by_bench.get("utk-art-x4", [])}
+    names = sorted(set(gen) | set(art), key=_cr_key)
+    ref, cyc = gen.get(CR_REFERENCE), gen.get(CR_CYCLE)
+    out = ["## Characteristic Regularisation: genuine low-resolution faces (16x16 -> 64x64)", ""]
+    if gen:
+        p = next(iter(gen.values()))["protocol"]
+        out += [
+            f"`genuine-lr`: {p['n_faces_in_benchmark']} genuine test faces ({p['data_set']}); target: "
+            f"{p['target']}; checksum `{str(p['benchmark_checksum'])[:16]}`.",
+        ]
+    if art:
+        p = next(iter(art.values()))["protocol"]
+        out += [
+            f"`utk-art-x4`: {p['n_faces_in_benchmark']} faces of the {p['data_set']}, input {p['input']}; "
+            f"checksum `{str(p['benchmark_checksum'])[:16]}`.",
+        ]
+    out += [
+        "",
+        "FRD = Frechet distance on dlib face-recognition ResNet (face-api.js port) embeddings, not FID. "
+        "Identity is measured against the *bicubic-upsampled input* (there is no HR for genuine faces), "
+        "so bicubic scores 1 by construction. FRD SE: bootstrap standard error over faces (1000 "
+        f"replicates); the changes vs `{CR_REFERENCE}` and `{CR_CYCLE}` have paired bootstrap 95% intervals (the same "
+        "resampled faces for both methods): an interval containing 0 means no detectable difference. "
+        "Protocol and caveats: `docs/cr.md`.",
+        "",
+        "| method | FRD (genuine) | FRD SE | FRD change vs "
+        f"{CR_REFERENCE} [95% CI] | FRD change vs {CR_CYCLE} [95% CI] | FRD vs masked HR | "
+        "identity vs bicubic input | PSNR dB (artificial) | SSIM (artificial) |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name in names:
+        g, a = gen.get(name), art.get(name)
+        gm, am = (g or {}).get("metrics", {}), (a or {}).get("metrics", {})
+        change = "–" if g is None or ref is None else _paired_frd_change(g, ref)
+        if g is not None and name == CR_REFERENCE:
+            change = "(reference)"
+        vs_cycle = "–" if g is None or cyc is None else _paired_frd_change(g, cyc)
+        if g is not None and name == CR_CYCLE:
+            vs_cycle = "(reference)"
+        label = ((g or a) or {})["model"].get("label") or name
+        out.append(
+            f"| {label} | {_fmt(gm.get('frd'), '{:.4f}')} | "
+            f"{_fmt(gm.get('frd_se'), '{:.4f}')} | {change} | {vs_cycle} | "
+            f"{_fmt(gm.get('frd_masked_ref'), '{:.4f}')} | {_fmt(gm.get('identity_vs_bicubic_input'), '{:.4f}')} | "
+            f"{_fmt(am.get('psnr'), '{:.2f}')} | {_fmt(am.get('ssim'), '{:.4f}')} |"
+        )
+    out.append("")
+    if grid:
+        out += [
+            f"![genuine LR inputs and each method's output]({grid})",
+            "",
+            "Grid columns: genuine 16x16 input (nearest-neighbour enlarged), each method's 64x64 output "
+            "(enlarged x2, nearest); rows: fixed genuine test faces (seeded choice).",
+            "",
+        ]
+    docs = [d for b in CR_BENCHMARKS for d in by_bench.get(b, [])]
+    out += ["Runs:", "", _runs_table(docs)]
+    return out
+
+
+def build_cr_grid(docs: list[dict[str, Any]], samples_dir: Path) -> np.ndarray | None:
+    """Genuine-LR grid (input, each method) from the sample strips, or None when the input strip is missing."""
+    from facesr.io import read_image
+
+    inp = samples_dir / "genuine-lr__input.png"
+    if not inp.is_file():
+        return None
+    cols: list[tuple[str, np.ndarray]] = [("input 16px", read_image(inp))]
+    for d in sorted(docs, key=lambda d: _cr_key(str(d["model"]["name"]))):
+        strip = samples_dir / (Path(d["_file"]).stem + ".png")
+        if d["protocol"].get("complete", True) and strip.is_file():
+            cols.append((d["model"].get("label") or d["model"]["name"], read_image(strip)))
+    parts = []
+    for name, img in cols:
+        img = img[: GRID_FACES * img.shape[1]]
+        k = max(1, 128 // img.shape[1])
+        big = np.kron(img, np.ones((k, k, 1), np.uint8))
+        parts.append(np.concatenate([_label(big.shape[1], name), big], axis=0))
+    height = min(p.shape[0] for p in parts)
+    sep = np.full((height, 2, 3), 255, np.uint8)
+    out: list[np.ndarray] = []
+    for i, part in enumerate(parts):
+        out += [part[:height]] + ([sep] if i < len(parts) - 1 else [])
+    return np.concatenate(out, axis=1)
 
 
 def _label(width: int, text: str) -> np.ndarray:
@@ -271,9 +390,18 @@ def generate(
         gdir = Path(grid_dir)
         benches = sorted({d["protocol"]["benchmark"] for d in docs})
         for bench in benches:
-            grid = build_grid(
-                bench, [d for d in docs if d["protocol"]["benchmark"] == bench], Path(results_dir) / "samples"
-            )
+            if bench in CR_BENCHMARKS:
+                if bench != "genuine-lr":
+                    continue
+                grid = build_cr_grid(
+                    [d for d in docs if d["protocol"]["benchmark"] == bench], Path(results_dir) / "samples"
+                )
+            else:
+                grid = build_grid(
+                    bench,
+                    [d for d in docs if d["protocol"]["benchmark"] == bench],
+                    Path(results_dir) / "samples",
+                )
             if grid is None:
                 continue
             gdir.mkdir(parents=True, exist_ok=True)

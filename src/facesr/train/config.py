@@ -22,7 +22,9 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from facesr.config import Strict, apply_overrides, build, read_yaml
 from facesr.errors import ConfigError
 
-RecipeName = Literal["jdsr", "sr_only", "two_stage_denoiser", "two_stage_sr"]
+RecipeName = Literal["jdsr", "sr_only", "two_stage_denoiser", "two_stage_sr", "cr_a", "cr_b", "cr_c", "cycle"]
+#: Characteristic Regularisation stages and its cycle-style baseline (facesr.train.cr, docs/cr.md)
+CR_RECIPES = frozenset({"cr_a", "cr_b", "cr_c", "cycle"})
 
 
 class RunSection(Strict):
@@ -33,15 +35,23 @@ class RunSection(Strict):
     seed: int = 0
     steps: int = Field(1000, gt=0)
     max_minutes: float | None = Field(None, gt=0)  # stop cleanly (checkpoint + export) after this wall time
+    # stop cleanly at this step while the lr schedule keeps its full ``steps`` length: budget-matched
+    # baselines stop where the reference run stopped, under the same learning rates
+    stop_step: int | None = Field(None, gt=0)
     log_every: int = Field(50, gt=0)
     ckpt_every: int = Field(500, gt=0)
     image_every: int = Field(1000, gt=0)
+    val_every: int = Field(0, ge=0)  # score the EMA on data.val_faces held-out faces every N steps (0: off)
     device: Literal["auto", "cpu", "cuda"] = "auto"
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"  # auto: bf16 on CUDA, fp32 on CPU
     threads: int | None = Field(None, gt=0)  # torch.set_num_threads on CPU (None: leave torch's default)
     deterministic: bool = False  # torch.use_deterministic_algorithms (slower on GPU)
     tensorboard: bool = True
     progress: bool = True  # tqdm bar (rank 0 only)
+    # speed levers (docs/speed.md); the defaults are the plain eager loop
+    channels_last: bool = False  # NHWC weights and activations for the generator and the critic
+    compile: bool = False  # torch.compile the generator (the critic stays eager: GP needs double backward)
+    sync: Literal["step", "log"] = "step"  # log: loss/grad-norm/skip bookkeeping on the device until log time
     export: bool = True  # write weights.safetensors, card.md and loss curve at the end
 
 
@@ -54,6 +64,10 @@ class DataSection(Strict):
     batch_size: int = Field(16, gt=0)  # GLOBAL batch; each DDP rank takes batch_size / world_size
     device: Literal["auto", "cpu", "cuda"] = "auto"  # where the uint8 set and the degradation live
     root: str | None = None  # face-data root holding masktheface/ (default: facesr.paths.data_root())
+    # share of training faces that get a synthetic mask; the paper masks all (1.0). Below 1 the rest are
+    # plain down-sampled faces, so the model also learns to leave an unmasked face's lower half alone
+    mask_prob: float = Field(1.0, ge=0.0, le=1.0)
+    val_faces: int = Field(0, ge=0)  # faces of the split held out of training for run.val_every (by seed)
 
 
 class ModelSection(Strict):
@@ -118,12 +132,23 @@ class TrainConfig(Strict):
     schedule: ScheduleSection = Field(default_factory=ScheduleSection)
     recipe: RecipeSection = Field(default_factory=RecipeSection)
     loss: dict[str, Any] = Field(default_factory=dict)  # validated by facesr.losses.jdsr.JDSRLossWeights
+    # CR recipes only: nets, genuine-LR data, previous stage (validated by facesr.train.cr.CRSection);
+    # their ``loss`` section is validated by facesr.train.cr.CRLossWeights instead
+    cr: dict[str, Any] = Field(default_factory=dict)
     ema: EmaSection = Field(default_factory=EmaSection)
 
     @model_validator(mode="after")
     def _consistent(self) -> TrainConfig:
         if self.recipe.warmup_steps and self.recipe.name != "jdsr":
             raise ValueError("recipe.warmup_steps is only used by recipe jdsr")
+        plain_adam = self.optim.impl in ("foreach", "plain")
+        if self.run.sync == "log" and (plain_adam or self.run.precision == "fp16"):
+            # the on-device skip of a non-finite update is the fused Adam kernel's found_inf input
+            raise ValueError("run.sync=log runs fused Adam (optim.impl auto or fused), not with fp16")
+        if self.run.val_every and not self.data.val_faces:
+            raise ValueError("run.val_every needs data.val_faces > 0 (the held-out faces it scores)")
+        if self.cr and self.recipe.name not in CR_RECIPES:
+            raise ValueError(f"the cr section is only used by recipes {sorted(CR_RECIPES)}")
         return self
 
     @property
@@ -139,7 +164,11 @@ class TrainConfig(Strict):
         return Path(self.run.out_dir) if self.run.out_dir else workspace() / "runs" / self.run.name
 
 
-def _loss_weights_class() -> type[Strict]:
+def _loss_weights_class(recipe: str = "jdsr") -> type[Strict]:
+    if recipe in CR_RECIPES:
+        from facesr.train.cr import CRLossWeights
+
+        return CRLossWeights
     try:
         from facesr.losses.jdsr import JDSRLossWeights
     except ModuleNotFoundError as exc:  # pragma: no cover - only before the losses module exists
@@ -148,8 +177,13 @@ def _loss_weights_class() -> type[Strict]:
 
 
 def validate_loss(cfg: TrainConfig, source: str) -> TrainConfig:
-    """Check ``cfg.loss`` against JDSRLossWeights and fill in its defaults (one-line errors)."""
-    weights_cls = _loss_weights_class()
+    """Check ``cfg.loss`` against JDSRLossWeights (CRLossWeights for CR recipes) and fill in its defaults
+    (one-line errors); CR recipes also get their ``cr`` section checked the same way."""
+    if cfg.recipe.name in CR_RECIPES:
+        from facesr.train.cr import CRSection
+
+        cfg.cr = _validated(CRSection, cfg.cr, "cr", source)
+    weights_cls = _loss_weights_class(cfg.recipe.name)
     try:
         weights = weights_cls.model_validate(cfg.loss)
     except ValidationError as exc:
@@ -159,6 +193,17 @@ def validate_loss(cfg: TrainConfig, source: str) -> TrainConfig:
         raise ConfigError(f"{source}: {loc}: {what}") from None
     cfg.loss = weights.model_dump(mode="json")
     return cfg
+
+
+def _validated(cls: type[Strict], data: dict[str, Any], section: str, source: str) -> dict[str, Any]:
+    """``data`` validated by ``cls`` with defaults filled in, or a one-line ConfigError naming the key."""
+    try:
+        return cls.model_validate(data).model_dump(mode="json")
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = ".".join([section, *(str(p) for p in err["loc"])])
+        what = "unknown key (misspelt?)" if err["type"] == "extra_forbidden" else err["msg"]
+        raise ConfigError(f"{source}: {loc}: {what}") from None
 
 
 def config_from_dict(data: dict[str, Any], source: str = "config") -> TrainConfig:

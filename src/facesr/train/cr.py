@@ -1,118 +1,121 @@
-"""Staged training recipes for Characteristic Regularisation and the cycle-style baseline.
+"""Characteristic Regularisation stages and the cycle-style baseline as recipes of the ONE training loop.
 
-All stages are configs of one recipe (``configs/cr_stage_*.yaml``, ``configs/cycle_baseline.yaml``),
-following papers.md 2.4 (PROPOSAL: the paper's protocol could not be read):
+``facesr train configs/cr_stage_a.yaml`` runs :func:`facesr.train.loop.train` (full-state resume, EMA,
+NaN guard, atomic checkpoints, TensorBoard, DDP) with one of these recipes, following papers.md 2.4
+(PROPOSAL: the paper's protocol could not be read):
 
-* ``stage: a``: G_S on artificial pairs ``(down4(y), y)`` with the SR pixel loss (optionally D_HR).
-* ``stage: b``: G_C and D_LR (optionally D_HR) with G_S loaded from stage A and FROZEN: G_S is in
-  no optimiser, its parameters have ``requires_grad=False``, and the CR term runs it under
-  :func:`facesr.losses.cr.frozen`; tests check its weights stay bit-identical.
-* ``stage: c``: optional; G_C fixed, G_S fine-tuned on artificial pairs at a low learning rate.
-* ``stage: cycle``: the cycle-style baseline (two concatenated CNNs LR->LR->HR trained end to end
-  with cycle + adversarial losses, plus the same artificial-pair L1, against a learned HR->LR
-  generator); the family CR argues against.
+=============  ========================================  =================  ===========================
+recipe         trains (optimiser ``G`` / ``D``)          frozen             exported inference arch
+=============  ========================================  =================  ===========================
+``cr_a``       G_S on artificial pairs (+ D_HR opt.)     -                  ``cr_sr_only`` (SR-only)
+``cr_b``       G_C / D_LR (+ D_HR opt.)                  G_S (from A)       ``cr``: G_S(G_C(x))
+``cr_c``       G_S on artificial pairs at a low lr       G_C (from B)       ``cr``
+``cycle``      up = [LR->LR CNN, x4 CNN], down / D_HR,   -                  ``cycle_sr``
+               D_LR (cycle + adversarial, end to end)
+=============  ========================================  =================  ===========================
 
-The recipe is three functions a loop can call (``build_models``, ``build_optims``,
-``train_step(batch, models, optims, cfg) -> dict of losses``) plus :func:`run`, a minimal driver
-(sampling, logging, atomic checkpoints) used by the configs and tests. Run one stage with
-``python -m facesr.train.cr configs/cr_stage_a.yaml [key.sub=value ...]``.
+Frozen means: the network's parameters have ``requires_grad=False`` for the whole run, so they are in
+no optimiser (:meth:`CRRecipe.trainable` keeps only trainable parameters) and the CR term additionally
+runs G_S under :func:`facesr.losses.cr.frozen`; a test checks G_S's weights stay bit-identical.
+
+What a CR config adds to the shared schema (:mod:`facesr.train.config`): ``recipe.name`` is one of
+the four above, the ``cr`` section (:class:`CRSection`: network widths, genuine-LR folder, the previous
+stage ``cr.init``, synthetic-mask option) and the ``loss`` section is :class:`CRLossWeights`. The
+``data`` section is shared (prepared set, batch size, ``scale`` must be 4: 16x16 -> 64x64).
+
+The EMA that the loop keeps (and exports) is the stage's *inference* model, so every run folder holds
+a ``weights.safetensors`` that :func:`facesr.zoo.load_model` loads (16x16 in, 128x128 out: the learned
+x4 to 64 then an antialiased bicubic x2, see :mod:`facesr.nets.cr`).
+
+``python -m facesr.train.cr CONFIG [key=value ...]`` is a thin alias of ``facesr train``;
+``python -m facesr.train.cr summary RUN_DIR...`` prints a Markdown table of finished runs.
 """
 
 from __future__ import annotations
 
 import json
 import sys
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 import torch
+import torch.nn.functional as F
+from pydantic import Field
 from torch import nn
 
-from facesr.config import Strict, dump, load
+from facesr.config import Strict
 from facesr.errors import ConfigError, DataError
 from facesr.losses import cr as L
 from facesr.nets.cr import Consistifier, CRModel, CycleSR, Downsampler, PatchDiscriminator, SRNet
 
 SCALE = 4
+HR_NATIVE = 64
+PREVIEW = 128
 
 
-class NetsCfg(Strict):
+# ---------------------------------------------------------------- config sections
+
+
+class CRNets(Strict):
     """Network widths (papers.md 2.2 defaults: 64 wide, G_C 8 blocks, G_S 16 blocks)."""
 
-    gc_width: int = 64
-    gc_blocks: int = 8
-    gs_width: int = 64
-    gs_blocks: int = 16
-    bicubic_skip: bool = True
-    gs_kernel: int = 9  # G_S head/tail kernel (SRResNet: 9)
-    d_width: int = 64
-    use_d_hr: bool = False
-    down_width: int = 32  # cycle baseline's HR->LR generator
-    down_blocks: int = 4
+    gc_width: int = Field(64, gt=0)
+    gc_blocks: int = Field(8, ge=0)
+    gs_width: int = Field(64, gt=0)
+    gs_blocks: int = Field(16, ge=0)
+    bicubic_skip: bool = True  # [OURS] G_S output added to the bicubic-upsampled input
+    gs_kernel: int = Field(9, gt=0)  # G_S head/tail kernel (SRResNet: 9)
+    d_width: int = Field(64, gt=0)
+    use_d_hr: bool = False  # optional D_HR (needs loss.sr_adv or loss.cr_hr_adv > 0 to matter)
+    down_width: int = Field(32, gt=0)  # cycle baseline's HR->LR generator
+    down_blocks: int = Field(4, ge=0)
 
 
-class WeightsCfg(Strict):
-    """Loss weights (papers.md 2.3 PROPOSAL values)."""
+class CRSection(Strict):
+    """The ``cr`` config section: networks, genuine-LR data and the previous stage."""
 
-    sr_pixel: float = 1.0
-    sr_adv: float = 0.0  # stage A/C, needs nets.use_d_hr
-    cc_adv: float = 1.0
-    content: float = 10.0
-    content_blur_sigma: float = 0.0  # > 0: compare Gaussian-blurred versions (low frequencies only)
-    cr: float = 1.0
-    cr_hr_adv: float = 0.0  # optional HR adversarial on G_S(G_C(x_g)), needs nets.use_d_hr
-    cycle_lr: float = 10.0  # cycle baseline: ||down(up(x_g)) - x_g||
-    cycle_hr: float = 10.0  # cycle baseline: ||up(down(y)) - y||
-    pair: float = 1.0  # cycle baseline: ||up(x_a) - y|| on artificial pairs (same data as CR)
-    adv_hr: float = 1.0  # cycle baseline: D_HR on up(x_g)
-    adv_lr: float = 1.0  # cycle baseline: D_LR on down(y) vs genuine LR
-
-
-class OptimCfg(Strict):
-    """Adam; stage A (0.9, 0.999) at 1e-4, stage B (0.5, 0.999), stage C 1e-5 (papers.md 2.4)."""
-
-    lr: float = 1e-4
-    d_lr: float | None = None  # discriminators' lr (default: lr)
-    betas: tuple[float, float] = (0.9, 0.999)
-    batch_size: int = 32
-    steps: int = 1000
-
-
-class DataCfg(Strict):
-    """Where the two domains come from. ``synthetic`` = random tensors (tests only)."""
-
-    prepared: str = "workspace/prepared/utkface"
-    genuine: str = "workspace/genuine"
-    synthetic: bool = False
-    synthetic_size: int = 64
-    flip: bool = True
+    nets: CRNets = Field(default_factory=CRNets)
+    # previous stage: a run folder (its checkpoint's EMA weights), a ckpt .pt or a .safetensors file
+    init: str | None = None
+    genuine: str | None = None  # built genuine-LR folder (default: <workspace>/genuine)
+    flip: bool = True  # random horizontal flips of both domains
     # Share of artificial faces that wear a synthetic MaskTheFace mask (drawn from a pool of
     # ``mask_pool`` masked train faces, made once at start). The genuine domain (RWMFD) is mostly
     # masked; without this D_LR can tell the domains apart by the mask alone. [OURS]
-    mask_artificial: float = 0.0
-    mask_pool: int = 1024
-    data_root: str | None = None  # shared data folder for the mask templates (default: facesr.paths)
+    mask_artificial: float = Field(0.0, ge=0, le=1)
+    mask_pool: int = Field(1024, gt=0)
+    # stage C input: G_S fine-tuned on x_a (papers.md 2.4) or on G_C(x_a) with G_C fixed [OURS]: the
+    # pipeline G_S(G_C(.)) is what inference runs, so the latter recovers what G_C changes in artificial LR
+    c_input: Literal["artificial", "consistified"] = "artificial"
+    synthetic: bool = False  # random tensors instead of faces (tests only)
+    synthetic_size: int = Field(64, gt=1)
 
 
-class CRTrainConfig(Strict):
-    """One CR training stage (see the module docstring)."""
+class CRLossWeights(Strict):
+    """Loss weights of the CR recipes (papers.md 2.3 PROPOSAL values); the ``loss`` section."""
 
-    recipe: Literal["cr"] = "cr"
-    stage: Literal["a", "b", "c", "cycle"] = "a"
-    nets: NetsCfg = NetsCfg()
-    weights: WeightsCfg = WeightsCfg()
-    optim: OptimCfg = OptimCfg()
-    data: DataCfg = DataCfg()
-    init: str | None = None  # nets.safetensors of the previous stage
-    out: str = "runs/cr_stage_a"
-    seed: int = 0
-    device: str = "cpu"
-    threads: int = 0  # torch.set_num_threads; 0 = leave as is
-    log_every: int = 50
-    max_minutes: float = 0.0  # > 0: stop (and save) after this wall time
+    sr_pixel: float = Field(1.0, ge=0)
+    sr_adv: float = Field(0.0, ge=0)  # stage A/C, needs cr.nets.use_d_hr
+    cc_adv: float = Field(1.0, ge=0)
+    content: float = Field(10.0, ge=0)
+    content_blur_sigma: float = Field(0.0, ge=0)  # > 0: compare Gaussian-blurred versions (low frequencies)
+    cr: float = Field(1.0, ge=0)
+    # [OURS] CycleGAN-style identity term ||G_C(x_a) - x_a||_1: G_C should leave artificial LR alone, since
+    # inference applies it to every input (aimed at the "PSNR on artificial LR within 0.2 dB" target)
+    cc_identity: float = Field(0.0, ge=0)
+    cr_hr_adv: float = Field(0.0, ge=0)  # optional HR adversarial on G_S(G_C(x_g)), needs cr.nets.use_d_hr
+    cycle_lr: float = Field(10.0, ge=0)  # cycle baseline: ||down(up(x_g)) - x_g||
+    cycle_hr: float = Field(10.0, ge=0)  # cycle baseline: ||up(down(y)) - y||
+    pair: float = Field(1.0, ge=0)  # cycle baseline: ||up(x_a) - y|| on artificial pairs (same data as CR)
+    adv_hr: float = Field(1.0, ge=0)  # cycle baseline: D_HR on up(x_g)
+    adv_lr: float = Field(1.0, ge=0)  # cycle baseline: D_LR on down(y) vs genuine LR
+
+
+def sections(cfg: Any) -> tuple[CRSection, CRLossWeights]:
+    """The validated ``cr`` and ``loss`` sections of a TrainConfig with a CR recipe."""
+    return CRSection.model_validate(cfg.cr), CRLossWeights.model_validate(cfg.loss)
 
 
 # ---------------------------------------------------------------- data
@@ -120,21 +123,31 @@ class CRTrainConfig(Strict):
 
 def artificial_lr(hr: torch.Tensor) -> torch.Tensor:
     """x_a = down4(y): the data pipeline's degradation (Pillow bicubic with its 8-bit intermediate)."""
-    try:
-        from facesr.data.degrade import downsample
-    except ImportError:  # pragma: no cover - only before the data area lands
-        return L.downsample(hr, SCALE).clamp(0, 1)
+    from facesr.data.degrade import downsample
+
     return downsample(hr, SCALE)
 
 
-class Domains:
-    """Samples artificial pairs ``(x_a, y)`` and genuine LR ``x_g`` as float tensors in [0, 1]."""
+def needs_genuine(recipe: str) -> bool:
+    """Stages that see genuine LR: B (the consistifier) and the cycle baseline."""
+    return recipe in ("cr_b", "cycle")
+
+
+class CRBatcher:
+    """Samples artificial pairs ``(x_a, y)`` and genuine LR ``x_g`` as float tensors in [0, 1].
+
+    Faces are drawn with replacement by a seeded generator whose state is the batcher's whole state
+    (:meth:`state_dict`), so a resumed run draws the same batches. ``next_batch`` returns the GLOBAL
+    batch (the loop slices it per rank): ``hr`` [B,3,64,64], ``lr_art`` [B,3,16,16] and, for stages that
+    need it, ``lr_gen`` [B,3,16,16].
+    """
 
     def __init__(
         self,
         hr64: np.ndarray,
-        genuine16: np.ndarray,
-        device: str,
+        genuine16: np.ndarray | None,
+        batch_size: int,
+        device: torch.device | str,
         seed: int,
         flip: bool = True,
         masked64: np.ndarray | None = None,
@@ -142,62 +155,114 @@ class Domains:
     ) -> None:
         if len(hr64) == 0:
             raise DataError("no HR training faces (faces64.npy train split is empty)")
-        self.hr = torch.from_numpy(np.ascontiguousarray(hr64)).permute(0, 3, 1, 2).contiguous()
-        self.masked = (
-            None if masked64 is None else torch.from_numpy(np.ascontiguousarray(masked64)).permute(0, 3, 1, 2)
-        )
+        if genuine16 is not None and len(genuine16) == 0:
+            raise DataError("no genuine LR training faces (run `facesr genuine build`)")
+
+        def to_t(a: np.ndarray) -> torch.Tensor:
+            return torch.from_numpy(np.ascontiguousarray(a)).permute(0, 3, 1, 2).contiguous().to(device)
+
+        self.hr = to_t(hr64)
+        self.masked = None if masked64 is None else to_t(masked64)
+        self.gen = None if genuine16 is None else to_t(genuine16)
         self.mask_share = float(mask_share)
-        self.gen = torch.from_numpy(np.ascontiguousarray(genuine16)).permute(0, 3, 1, 2).contiguous()
-        self.device = device
-        self.flip = flip
-        self.g = torch.Generator().manual_seed(seed)
+        self.batch_size, self.device, self.flip = batch_size, torch.device(device), flip
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def __len__(self) -> int:
+        return len(self.hr)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"generator": self.generator.get_state()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.generator.set_state(state["generator"])
 
     def _take(self, arr: torch.Tensor, n: int) -> torch.Tensor:
-        idx = torch.randint(len(arr), (n,), generator=self.g)
-        x = arr[idx].to(self.device).float() / 255.0
+        idx = torch.randint(len(arr), (n,), generator=self.generator)
+        x = arr[idx.to(arr.device)].float() / 255.0
         if self.flip:
-            m = (torch.rand(n, generator=self.g) < 0.5).to(self.device)
+            m = (torch.rand(n, generator=self.generator) < 0.5).to(x.device)
             x = torch.where(m[:, None, None, None], x.flip(-1), x)
         return x
 
-    def batch(self, n: int, need_genuine: bool) -> dict[str, torch.Tensor]:
+    def next_batch(self) -> dict[str, torch.Tensor]:
+        n = self.batch_size
         y = self._take(self.hr, n)
         if self.masked is not None and self.mask_share > 0:
-            use = (torch.rand(n, generator=self.g) < self.mask_share).to(self.device)
+            use = (torch.rand(n, generator=self.generator) < self.mask_share).to(y.device)
             y = torch.where(use[:, None, None, None], self._take(self.masked, n), y)
         out = {"hr": y, "lr_art": artificial_lr(y)}
-        if need_genuine:
-            if len(self.gen) == 0:
-                raise DataError("no genuine LR training faces (run `facesr genuine build`)")
+        if self.gen is not None:
             out["lr_gen"] = self._take(self.gen, n)
         return out
 
+    def preview_batch(self, n: int = 4) -> dict[str, torch.Tensor]:
+        """The first ``n`` faces of each domain, unflipped (fixed; leaves the batch stream alone)."""
+        y = self.hr[:n].float() / 255.0
+        out = {"hr": y, "lr_art": artificial_lr(y)}
+        if self.gen is not None:
+            out["lr_gen"] = self.gen[:n].float() / 255.0
+        return out
 
-def load_domains(cfg: CRTrainConfig) -> Domains:
-    """Prepared UTKFace faces64 (train split) and genuine lr16 (train split), or synthetic data."""
-    d = cfg.data
-    if d.synthetic:
-        g = torch.Generator().manual_seed(cfg.seed)
-        hr = (torch.rand(d.synthetic_size, 64, 64, 3, generator=g) * 255).to(torch.uint8).numpy()
-        gen = (torch.rand(d.synthetic_size, 16, 16, 3, generator=g) * 255).to(torch.uint8).numpy()
-        return Domains(hr, gen, cfg.device, cfg.seed, d.flip)
-    prep = Path(d.prepared)
+
+def _prepared_path(name: str) -> Path:
+    p = Path(name)
+    if p.is_dir():
+        return p
+    from facesr.paths import prepared_dir
+
+    return prepared_dir(name)
+
+
+def make_batcher(cfg: Any, device: torch.device, seed: int) -> tuple[CRBatcher, dict[str, torch.Tensor], str]:
+    """The loop's data hook: batcher, fixed preview batch and a one-line description for the card.
+
+    Artificial pairs: the prepared set's ``faces64.npy`` rows of ``data.split``; genuine LR: the
+    built genuine folder's train split (stages B and cycle only); or random tensors (``cr.synthetic``).
+    """
+    crs, _ = sections(cfg)
+    if cfg.data.scale != SCALE:
+        raise ConfigError(f"data.scale={cfg.data.scale}: the CR recipes are x4 (16x16 -> 64x64)")
+    if getattr(cfg.data, "val_faces", 0):
+        raise ConfigError(
+            "data.val_faces: in-run validation is not wired for the CR recipes (genuine LR has no ground "
+            "truth); score runs with `facesr eval --benchmark genuine-lr|utk-art-x4`"
+        )
+    gen_needed = needs_genuine(cfg.recipe.name)
+    if crs.synthetic:
+        g = torch.Generator().manual_seed(seed)
+        n = crs.synthetic_size
+        hr = (torch.rand(n, 64, 64, 3, generator=g) * 255).to(torch.uint8).numpy()
+        gen = (torch.rand(n, 16, 16, 3, generator=g) * 255).to(torch.uint8).numpy()
+        batcher = CRBatcher(hr, gen if gen_needed else None, cfg.data.batch_size, device, seed, crs.flip)
+        return batcher, batcher.preview_batch(), f"synthetic random faces ({n} per domain; tests only)"
+    prep = _prepared_path(cfg.data.prepared)
     if not (prep / "faces64.npy").is_file():
         raise DataError(f"prepared set {str(prep)!r} has no faces64.npy; run `facesr prepare` first")
-    faces = np.load(prep / "faces64.npy", mmap_mode="r")
     split = np.load(prep / "split.npy")
-    train_rows = np.nonzero(split == 0)[0]
-    hr = np.asarray(faces[train_rows])
+    rows = np.nonzero(split == (1 if cfg.data.split == "test" else 0))[0]
+    hr = np.asarray(np.load(prep / "faces64.npy", mmap_mode="r")[rows])
     masked = None
-    if d.mask_artificial > 0:
-        masked = masked_pool(prep, train_rows, d.mask_pool, cfg.seed, d.data_root)
-    gen = np.zeros((0, 16, 16, 3), np.uint8)
-    if cfg.stage != "a" and cfg.stage != "c":
+    if crs.mask_artificial > 0:
+        masked = masked_pool(prep, rows, crs.mask_pool, seed, cfg.data.root)
+    gen = None
+    desc_gen = ""
+    if gen_needed:
         from facesr.data.genuine import GenuineSet
+        from facesr.paths import workspace
 
-        gs = GenuineSet.load(d.genuine)
+        gdir = Path(crs.genuine) if crs.genuine else workspace() / "genuine"
+        gs = GenuineSet.load(gdir)
         gen = gs.lr[gs.indices("train")]
-    return Domains(hr, gen, cfg.device, cfg.seed, d.flip, masked, d.mask_artificial)
+        desc_gen = f"; genuine LR `{gdir}` train split ({len(gen)} faces)"
+    batcher = CRBatcher(hr, gen, cfg.data.batch_size, device, seed, crs.flip, masked, crs.mask_artificial)
+    desc = (
+        f"artificial pairs from prepared set `{prep}` faces64 {cfg.data.split} split ({len(hr)} faces, "
+        f"x_a = bicubic x1/4"
+        + (f", {crs.mask_artificial:.0%} wearing synthetic masks" if masked is not None else "")
+        + f"){desc_gen}"
+    )
+    return batcher, batcher.preview_batch(), desc
 
 
 def masked_pool(prep: Path, rows: np.ndarray, n: int, seed: int, data: str | None) -> np.ndarray:
@@ -221,324 +286,381 @@ def masked_pool(prep: Path, rows: np.ndarray, n: int, seed: int, data: str | Non
     return y.permute(0, 2, 3, 1).numpy()
 
 
-# ---------------------------------------------------------------- recipe
+# ---------------------------------------------------------------- previous stage
 
 
-def build_models(cfg: CRTrainConfig) -> dict[str, nn.Module]:
-    """Networks of one stage. Names: gs, gc, d_lr, d_hr (cycle: up, down, d_hr, d_lr)."""
-    n = cfg.nets
-    if cfg.stage == "cycle":
+def load_init(path: str | Path) -> dict[str, torch.Tensor]:
+    """Flat fp32 state (``gs.*``, ``gc.*``) of a previous stage: a run folder (the EMA in its
+    checkpoint, i.e. what it exported, at full precision), a checkpoint ``.pt``, or a zoo safetensors."""
+    p = Path(path)
+    if p.is_dir():
+        p = p / "ckpt" / "last.pt"
+    if not p.is_file():
+        raise DataError(f"cr.init: {str(p)!r} not found (run the previous stage first)")
+    if p.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        try:
+            return {k: v.float() for k, v in load_file(str(p)).items()}
+        except Exception as exc:
+            raise DataError(f"cr.init: {p}: not a readable safetensors file ({exc})") from None
+    from facesr.train.loop import load_checkpoint
+
+    return {k: v.float() for k, v in load_checkpoint(p)["ema"].items()}
+
+
+def load_part(net: nn.Module, state: dict[str, torch.Tensor], prefix: str, source: str) -> None:
+    """Load ``prefix.*`` of ``state`` into ``net`` (all of its keys must be there)."""
+    sub = {k[len(prefix) + 1 :]: v for k, v in state.items() if k.startswith(prefix + ".")}
+    if not sub:
+        raise ConfigError(f"cr.init {source}: has no {prefix!r} network")
+    try:
+        net.load_state_dict(sub)
+    except RuntimeError as exc:
+        first = str(exc).splitlines()[0] if str(exc) else "shape mismatch"
+        raise ConfigError(f"cr.init {source}: {prefix} does not fit cr.nets ({first})") from None
+
+
+# ---------------------------------------------------------------- recipes
+
+
+def _item(v: torch.Tensor | float) -> float:
+    return float(v.detach()) if isinstance(v, torch.Tensor) else float(v)
+
+
+def _show(x: torch.Tensor) -> torch.Tensor:
+    """Any image shown at 128x128 in the preview grid (nearest, so LR pixels stay visible)."""
+    return F.interpolate(x.float(), size=(PREVIEW, PREVIEW), mode="nearest").clamp(0, 1)
+
+
+class CRRecipe:
+    """Shared machinery of the CR recipes; subclasses set the networks and the step.
+
+    The loop's contract: ``nets`` (checkpointed), ``generator`` (EMA'd and exported), ``trainable()``
+    (one optimiser per entry; ``D`` gets ``optim.d_lr``/``d_betas``), ``sync_manually`` (networks whose
+    gradients the Updater all-reduces itself: all of them here, so ``bind`` has nothing to wrap and the
+    frozen G_S is never inside a DDP wrapper), ``step``, ``preview``, ``export``, ``headline``.
+    """
+
+    arch = "cr"
+    headline: frozenset[str] = frozenset({"G/total", "D/total"})
+    sync_manually: frozenset[str] = frozenset({"G", "D"})
+
+    def __init__(self, cfg: Any, ctx: Any) -> None:
+        self.cfg, self.ctx = cfg, ctx
+        self.crs, self.w = sections(cfg)
+        if cfg.model.arch not in ("jdsr", self.arch):  # "jdsr" is the schema default: not set by the user
+            raise ConfigError(f"model.arch={cfg.model.arch!r}: recipe {cfg.recipe.name} trains {self.arch!r}")
+        cfg.model.arch = self.arch  # so config.yaml and the draft card name what is trained
+        self.nets: dict[str, nn.Module] = {}
+        self.build()
+        for net in self.nets.values():
+            net.to(ctx.device)
+        self.init_from_previous()
+
+    # -- construction ---------------------------------------------------------------------------
+    def build(self) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def init_from_previous(self) -> None:
+        """Load the previous stage's networks (``cr.init``)."""
+
+    def discriminators(self, *d: tuple[str, nn.Module]) -> None:
+        if d:
+            self.nets["D"] = nn.ModuleDict(dict(d))
+
+    def trainable(self) -> dict[str, list[nn.Parameter]]:
+        out = {k: [p for p in v.parameters() if p.requires_grad] for k, v in self.nets.items()}
+        return {k: v for k, v in out.items() if v}
+
+    def bind(self) -> None:
+        """Nothing to wrap: every network's gradients are averaged by its Updater (``sync_manually``)."""
+
+    def gs_args(self) -> dict[str, Any]:
+        n = self.crs.nets
         return {
-            "up": CycleSR(
-                n.gc_width,
-                n.gc_blocks,
-                n.gs_width,
-                n.gs_blocks,
-                n.bicubic_skip,
-                out_size=64,
-                gs_kernel=n.gs_kernel,
-            ),
-            "down": Downsampler(n.down_width, n.down_blocks),
-            "d_hr": PatchDiscriminator(64, n.d_width),
-            "d_lr": PatchDiscriminator(16, n.d_width),
+            "gs_width": n.gs_width,
+            "gs_blocks": n.gs_blocks,
+            "bicubic_skip": n.bicubic_skip,
+            "out_size": PREVIEW,
+            "gs_kernel": n.gs_kernel,
         }
-    models: dict[str, nn.Module] = {"gs": SRNet(n.gs_width, n.gs_blocks, n.bicubic_skip, n.gs_kernel)}
-    if cfg.stage in ("b", "c"):
-        models["gc"] = Consistifier(n.gc_width, n.gc_blocks)
-    if cfg.stage == "b":
-        models["d_lr"] = PatchDiscriminator(16, n.d_width)
-    if n.use_d_hr:
-        models["d_hr"] = PatchDiscriminator(64, n.d_width)
-    return models
 
+    def arch_args(self) -> dict[str, Any]:
+        n = self.crs.nets
+        return {"gc_width": n.gc_width, "gc_blocks": n.gc_blocks, **self.gs_args()}
 
-def trainable(cfg: CRTrainConfig) -> dict[str, list[str]]:
-    """Which networks each optimiser updates ("g" generator side, "d" discriminators)."""
-    d_hr = ["d_hr"] if cfg.nets.use_d_hr else []
-    return {
-        "a": {"g": ["gs"], "d": d_hr},
-        "b": {"g": ["gc"], "d": ["d_lr", *d_hr]},  # G_S deliberately absent: frozen
-        "c": {"g": ["gs"], "d": d_hr},  # G_C fixed
-        "cycle": {"g": ["up", "down"], "d": ["d_hr", "d_lr"]},
-    }[cfg.stage]
+    # -- helpers used by the steps --------------------------------------------------------------
+    def d_update(self, loss: torch.Tensor, updaters: dict[str, Any], logs: dict[str, float]) -> None:
+        updaters["D"](loss)
+        logs["D/total"] = _item(loss)
 
+    def sr_pair_step(
+        self, batch: dict[str, torch.Tensor], updaters: dict[str, Any], gc: nn.Module | None = None
+    ) -> dict[str, float]:
+        """Stages A and C: ``||G_S(x_a) - y||_1`` (+ optional LSGAN against D_HR); with ``gc`` (fixed)
+        the input is ``G_C(x_a)`` instead."""
+        logs: dict[str, float] = {}
+        gs = self.gs
+        d_hr = self.nets["D"]["d_hr"] if "D" in self.nets and self.w.sr_adv > 0 else None
+        x = batch["lr_art"]
+        if gc is not None:
+            with torch.no_grad(), self.ctx.autocast():
+                x = gc(x).float()
+        with self.ctx.autocast():
+            sr = gs(x).float()
+        if d_hr is not None:
+            with self.ctx.autocast():
+                d_loss = L.lsgan_d(d_hr(batch["hr"]).float(), d_hr(sr.detach()).float())
+            self.d_update(d_loss, updaters, logs)
+        pix = L.sr_pixel(sr, batch["hr"])
+        loss = self.w.sr_pixel * pix
+        logs["G/sr_pixel"] = _item(pix)
+        if d_hr is not None:
+            with L.frozen(d_hr), self.ctx.autocast():
+                adv = L.lsgan_g(d_hr(sr).float())
+            loss = loss + self.w.sr_adv * adv
+            logs["G/sr_adv"] = _item(adv)
+        updaters["G"](loss)
+        logs["G/total"] = _item(loss)
+        return logs
 
-def build_optims(models: dict[str, nn.Module], cfg: CRTrainConfig) -> dict[str, torch.optim.Optimizer]:
-    """Adam for the generator side and (if any) the discriminators; frozen nets get requires_grad False."""
-    plan = trainable(cfg)
-    for name, net in models.items():
-        net.requires_grad_(name in plan["g"] or name in plan["d"])
-    o = cfg.optim
-    optims = {
-        "g": torch.optim.Adam([p for k in plan["g"] for p in models[k].parameters()], lr=o.lr, betas=o.betas)
-    }
-    if plan["d"]:
-        optims["d"] = torch.optim.Adam(
-            [p for k in plan["d"] for p in models[k].parameters()], lr=o.d_lr or o.lr, betas=o.betas
-        )
-    return optims
+    # -- preview and export ---------------------------------------------------------------------
+    @torch.no_grad()
+    def preview(self, net: nn.Module, batch: dict[str, torch.Tensor]) -> list[torch.Tensor]:
+        """Columns: [genuine input | consistified | output on genuine |] artificial input | output | HR."""
+        dev = self.ctx.device
+        cols: list[torch.Tensor] = []
+        if "lr_gen" in batch:
+            x_g = batch["lr_gen"].to(dev)
+            cols.append(_show(x_g))
+            gc = getattr(net, "gc", None)
+            if gc is not None:
+                cols.append(_show(gc(x_g)))
+            cols.append(net(x_g).clamp(0, 1))
+        x_a = batch["lr_art"].to(dev)
+        return [*cols, _show(x_a), net(x_a).clamp(0, 1), _show(batch["hr"].to(dev))]
 
+    def export(self, net: nn.Module, run_dir: Path, meta: dict[str, str]) -> Path:
+        """The EMA inference model as fp16 safetensors in zoo format (16x16 -> 128x128, learned x4)."""
+        from facesr.zoo import save_weights
 
-def _f(x: torch.Tensor) -> float:
-    return float(x.detach())
-
-
-def _d_step(optim: torch.optim.Optimizer, loss: torch.Tensor) -> None:
-    optim.zero_grad(set_to_none=True)
-    loss.backward()
-    optim.step()
-
-
-def train_step(
-    batch: dict[str, torch.Tensor],
-    models: dict[str, nn.Module],
-    optims: dict[str, torch.optim.Optimizer],
-    cfg: CRTrainConfig,
-) -> dict[str, float]:
-    """One optimisation step of the configured stage; returns the (weighted-input) loss values."""
-    w = cfg.weights
-    logs: dict[str, float] = {}
-    if cfg.stage in ("a", "c"):
-        x_a, y = batch["lr_art"], batch["hr"]
-        sr = models["gs"](x_a)
-        if "d_hr" in models and w.sr_adv > 0:
-            _d_step(optims["d"], L.lsgan_d(models["d_hr"](y), models["d_hr"](sr.detach())))
-        loss = w.sr_pixel * L.sr_pixel(sr, y)
-        logs["sr_pixel"] = _f(L.sr_pixel(sr, y))
-        if "d_hr" in models and w.sr_adv > 0:
-            adv = L.lsgan_g(models["d_hr"](sr))
-            loss = loss + w.sr_adv * adv
-            logs["sr_adv"] = _f(adv)
-    elif cfg.stage == "b":
-        gc, gs, d_lr = models["gc"], models["gs"], models["d_lr"]
-        x_a, x_g = batch["lr_art"], batch["lr_gen"]
-        c = gc(x_g)
-        d_loss = L.lsgan_d(d_lr(x_a), d_lr(c.detach()))
-        if "d_hr" in models and w.cr_hr_adv > 0:
-            with torch.no_grad():
-                sr_g = gs(c.detach())
-            d_loss = d_loss + L.lsgan_d(models["d_hr"](batch["hr"]), models["d_hr"](sr_g))
-        _d_step(optims["d"], d_loss)
-        logs["d"] = _f(d_loss)
-        adv = L.lsgan_g(d_lr(c))
-        content = L.content_preservation(c, x_g, w.content_blur_sigma)
-        cr = L.characteristic_regularisation(c, gs, SCALE)
-        loss = w.cc_adv * adv + w.content * content + w.cr * cr
-        logs.update(cc_adv=_f(adv), content=_f(content), cr=_f(cr))
-        if "d_hr" in models and w.cr_hr_adv > 0:
-            with L.frozen(gs):
-                hr_adv = L.lsgan_g(models["d_hr"](gs(c)))
-            loss = loss + w.cr_hr_adv * hr_adv
-            logs["cr_hr_adv"] = _f(hr_adv)
-    elif cfg.stage == "cycle":
-        up, down, d_hr, d_lr = models["up"], models["down"], models["d_hr"], models["d_lr"]
-        x_a, x_g, y = batch["lr_art"], batch["lr_gen"], batch["hr"]
-        fake_hr = up.forward_native(x_g)
-        fake_lr = down(y)
-        d_loss = L.lsgan_d(d_hr(y), d_hr(fake_hr.detach())) + L.lsgan_d(d_lr(x_g), d_lr(fake_lr.detach()))
-        _d_step(optims["d"], d_loss)
-        logs["d"] = _f(d_loss)
-        adv_hr, adv_lr = L.lsgan_g(d_hr(fake_hr)), L.lsgan_g(d_lr(fake_lr))
-        cyc_lr = L.cycle_l1(down(fake_hr), x_g)
-        cyc_hr = L.cycle_l1(up.forward_native(fake_lr), y)
-        pair = L.sr_pixel(up.forward_native(x_a), y)
-        loss = (
-            w.adv_hr * adv_hr + w.adv_lr * adv_lr + w.cycle_lr * cyc_lr + w.cycle_hr * cyc_hr + w.pair * pair
-        )
-        logs.update(
-            adv_hr=_f(adv_hr), adv_lr=_f(adv_lr), cycle_lr=_f(cyc_lr), cycle_hr=_f(cyc_hr), pair=_f(pair)
-        )
-    else:  # pragma: no cover - guarded by the config's Literal
-        raise ConfigError(f"unknown stage {cfg.stage!r}")
-    optims["g"].zero_grad(set_to_none=True)
-    loss.backward()
-    optims["g"].step()
-    logs["loss"] = _f(loss)
-    return logs
-
-
-# ---------------------------------------------------------------- checkpoints
-
-
-def save_checkpoint(models: dict[str, nn.Module], path: Path, cfg: CRTrainConfig, step: int) -> None:
-    """All networks in one fp32 safetensors file (``<net>.<param>``), atomically, with the config."""
-    from safetensors.torch import save_file
-
-    from facesr.io import atomic_path
-
-    state = {
-        f"{name}.{k}": v.detach().cpu().contiguous()
-        for name, net in models.items()
-        for k, v in net.state_dict().items()
-    }
-    with atomic_path(path) as tmp:
-        save_file(
-            state,
-            str(tmp),
-            metadata={
-                "facesr.recipe": "cr",
-                "facesr.stage": cfg.stage,
-                "facesr.step": str(step),
-                "facesr.config": dump(cfg),
+        path = run_dir / "weights.safetensors"
+        save_weights(
+            net,
+            path,
+            arch=self.arch,
+            args=self.arch_args(),
+            scale=8,  # the Restorer contract: lr_size = 128 // scale = 16
+            extra={
+                **meta,
+                "facesr.learned_scale": str(SCALE),
+                "facesr.hr_native": str(HR_NATIVE),
+                "facesr.stage": self.cfg.recipe.name,
             },
         )
+        return path
 
 
-def load_checkpoint(path: str | Path) -> dict[str, dict[str, torch.Tensor]]:
-    """Read a :func:`save_checkpoint` file into ``{net: state_dict}``."""
-    from safetensors.torch import load_file
+class StageA(CRRecipe):
+    """G_S on artificial pairs; the exported model is the SR-only baseline."""
 
-    p = Path(path)
-    if not p.is_file():
-        raise DataError(f"checkpoint {str(p)!r} not found (run the previous stage first)")
-    out: dict[str, dict[str, torch.Tensor]] = {}
-    for k, v in load_file(str(p)).items():
-        net, _, rest = k.partition(".")
-        out.setdefault(net, {})[rest] = v
-    return out
+    arch = "cr_sr_only"
 
+    def build(self) -> None:
+        n = self.crs.nets
+        self.gs = SRNet(n.gs_width, n.gs_blocks, n.bicubic_skip, n.gs_kernel)
+        self.generator = CRModel(None, self.gs, PREVIEW)
+        self.nets["G"] = self.generator
+        if n.use_d_hr:
+            self.discriminators(("d_hr", PatchDiscriminator(HR_NATIVE, n.d_width)))
 
-def init_from(models: dict[str, nn.Module], cfg: CRTrainConfig) -> list[str]:
-    """Load the previous stage's networks: B needs gs; C needs gs and gc; cycle may take gs from A."""
-    if cfg.init is None:
-        if cfg.stage in ("b", "c"):
-            raise ConfigError(f"stage {cfg.stage} needs init: the previous stage's nets.safetensors")
-        return []
-    states = load_checkpoint(cfg.init)
-    loaded = []
-    if cfg.stage == "cycle":
-        if "gs" in states:
-            models["up"].gs.load_state_dict(states["gs"])
-            loaded.append("up.gs<-gs")
-        return loaded
-    need = {"b": ["gs"], "c": ["gs", "gc"]}.get(cfg.stage, [])
-    for name in need:
-        if name not in states:
-            raise ConfigError(f"{cfg.init}: has no {name!r} network, which stage {cfg.stage} needs")
-    for name, net in models.items():
-        if name in states and (name in need or cfg.stage == "a"):
-            net.load_state_dict(states[name])
-            loaded.append(name)
-    return loaded
+    def arch_args(self) -> dict[str, Any]:
+        return self.gs_args()
+
+    def init_from_previous(self) -> None:
+        if self.crs.init is not None:  # optional: continue from an earlier G_S
+            load_part(self.gs, load_init(self.crs.init), "gs", self.crs.init)
+
+    def step(self, batch: dict[str, torch.Tensor], step: int, updaters: dict[str, Any]) -> dict[str, float]:
+        return self.sr_pair_step(batch, updaters)
 
 
-def inference_model(
-    models: dict[str, nn.Module], cfg: CRTrainConfig
-) -> tuple[nn.Module, str, dict[str, Any]]:
-    """The deployable network of a stage: arch name and builder args for :func:`facesr.zoo.save_weights`."""
-    n = cfg.nets
-    gs_args = {
-        "gs_width": n.gs_width,
-        "gs_blocks": n.gs_blocks,
-        "bicubic_skip": n.bicubic_skip,
-        "out_size": 128,
-        "gs_kernel": n.gs_kernel,
-    }
-    if cfg.stage == "a":
-        return CRModel(None, models["gs"], 128), "cr_sr_only", gs_args
-    if cfg.stage == "cycle":
-        up = models["up"]
-        net = CycleSR(n.gc_width, n.gc_blocks, n.gs_width, n.gs_blocks, n.bicubic_skip, 128, n.gs_kernel)
-        net.load_state_dict(up.state_dict())
-        return net, "cycle_sr", {"gc_width": n.gc_width, "gc_blocks": n.gc_blocks, **gs_args}
-    return (
-        CRModel(models["gc"], models["gs"], 128),
-        "cr",
-        {"gc_width": n.gc_width, "gc_blocks": n.gc_blocks, **gs_args},
-    )
+class StageB(CRRecipe):
+    """G_C and D_LR with G_S from stage A FROZEN: CC adversarial + content preservation + CR term."""
+
+    def build(self) -> None:
+        n = self.crs.nets
+        self.gs = SRNet(n.gs_width, n.gs_blocks, n.bicubic_skip, n.gs_kernel).requires_grad_(False)
+        self.gc = Consistifier(n.gc_width, n.gc_blocks)
+        self.generator = CRModel(self.gc, self.gs, PREVIEW)
+        self.nets["G"] = self.generator
+        d = [("d_lr", PatchDiscriminator(16, n.d_width))]
+        if n.use_d_hr:
+            d.append(("d_hr", PatchDiscriminator(HR_NATIVE, n.d_width)))
+        self.discriminators(*d)
+
+    def init_from_previous(self) -> None:
+        if self.crs.init is None:
+            raise ConfigError(f"recipe {self.cfg.recipe.name} needs cr.init: the stage A run (G_S)")
+        state = load_init(self.crs.init)
+        load_part(self.gs, state, "gs", self.crs.init)
+        self.gs.eval()  # frozen: no train-mode behaviour either (it has none today; future-proof)
+
+    def step(self, batch: dict[str, torch.Tensor], step: int, updaters: dict[str, Any]) -> dict[str, float]:
+        w, logs = self.w, {}
+        d = self.nets["D"]
+        x_a, x_g = batch["lr_art"], batch["lr_gen"]
+        with self.ctx.autocast():
+            c = self.gc(x_g).float()
+            d_loss = L.lsgan_d(d["d_lr"](x_a).float(), d["d_lr"](c.detach()).float())
+            use_hr = "d_hr" in d and w.cr_hr_adv > 0
+            if use_hr:
+                with torch.no_grad():
+                    sr_g = self.gs(c.detach())
+                d_loss = d_loss + L.lsgan_d(d["d_hr"](batch["hr"]).float(), d["d_hr"](sr_g).float())
+        self.d_update(d_loss, updaters, logs)
+        with L.frozen(d), self.ctx.autocast():
+            adv = L.lsgan_g(d["d_lr"](c).float())
+            content = L.content_preservation(c, x_g, w.content_blur_sigma)
+            cr = L.characteristic_regularisation(c, self.gs, SCALE)
+            loss = w.cc_adv * adv + w.content * content + w.cr * cr
+            logs.update({"G/cc_adv": _item(adv), "G/content": _item(content), "G/cr": _item(cr)})
+            if w.cc_identity > 0:
+                ident = L.content_preservation(self.gc(x_a).float(), x_a)
+                loss = loss + w.cc_identity * ident
+                logs["G/cc_identity"] = _item(ident)
+            if use_hr:
+                with L.frozen(self.gs):
+                    hr_adv = L.lsgan_g(d["d_hr"](self.gs(c)).float())
+                loss = loss + w.cr_hr_adv * hr_adv
+                logs["G/cr_hr_adv"] = _item(hr_adv)
+        updaters["G"](loss)
+        logs["G/total"] = _item(loss)
+        return logs
 
 
-# ---------------------------------------------------------------- driver
+class StageC(CRRecipe):
+    """G_C fixed (from stage B), G_S fine-tuned on artificial pairs (at the config's low lr)."""
+
+    def build(self) -> None:
+        n = self.crs.nets
+        self.gs = SRNet(n.gs_width, n.gs_blocks, n.bicubic_skip, n.gs_kernel)
+        self.gc = Consistifier(n.gc_width, n.gc_blocks).requires_grad_(False)
+        self.generator = CRModel(self.gc, self.gs, PREVIEW)
+        self.nets["G"] = self.generator
+        if n.use_d_hr:
+            self.discriminators(("d_hr", PatchDiscriminator(HR_NATIVE, n.d_width)))
+
+    def init_from_previous(self) -> None:
+        if self.crs.init is None:
+            raise ConfigError(f"recipe {self.cfg.recipe.name} needs cr.init: the stage B run (G_S and G_C)")
+        state = load_init(self.crs.init)
+        load_part(self.gs, state, "gs", self.crs.init)
+        load_part(self.gc, state, "gc", self.crs.init)
+        self.gc.eval()
+
+    def step(self, batch: dict[str, torch.Tensor], step: int, updaters: dict[str, Any]) -> dict[str, float]:
+        return self.sr_pair_step(batch, updaters, self.gc if self.crs.c_input == "consistified" else None)
 
 
-def run(cfg: CRTrainConfig, domains: Domains | None = None, progress: bool = False) -> dict[str, Any]:
-    """Train one stage for ``optim.steps`` steps; write ``nets.safetensors``, ``model.safetensors``
-    (fp32 inference weights, zoo metadata, x8 Restorer contract 16->128), ``log.jsonl``, ``config.yaml``."""
-    from tqdm import tqdm
+class Cycle(CRRecipe):
+    """The cycle-style baseline: ``up`` = two concatenated CNNs (LR->LR, x4) trained END TO END with a
+    learned HR->LR ``down``, cycle + LSGAN losses and the same artificial-pair L1 as G_S."""
 
-    from facesr.io import atomic_write_text
-    from facesr.zoo import save_weights
+    arch = "cycle_sr"
 
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    torch.manual_seed(cfg.seed)
-    domains = domains or load_domains(cfg)
-    models = {k: v.to(cfg.device) for k, v in build_models(cfg).items()}
-    loaded = init_from(models, cfg)
-    optims = build_optims(models, cfg)
-    for name, net in models.items():
-        net.train(name in trainable(cfg)["g"] or name in trainable(cfg)["d"])
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out / "config.yaml", dump(cfg))
-    need_gen = cfg.stage in ("b", "cycle")
-    log_lines: list[str] = []
-    t0 = time.time()
-    last: dict[str, float] = {}
-    step = 0
-    for step in tqdm(range(1, cfg.optim.steps + 1), desc=f"cr stage {cfg.stage}", disable=not progress):
-        last = train_step(domains.batch(cfg.optim.batch_size, need_gen), models, optims, cfg)
-        if step % cfg.log_every == 0 or step == cfg.optim.steps:
-            log_lines.append(
-                json.dumps(
-                    {
-                        "step": step,
-                        "seconds": round(time.time() - t0, 1),
-                        **{k: round(v, 5) for k, v in last.items()},
-                    }
-                )
+    def build(self) -> None:
+        n = self.crs.nets
+        self.up = CycleSR(
+            n.gc_width, n.gc_blocks, n.gs_width, n.gs_blocks, n.bicubic_skip, PREVIEW, n.gs_kernel
+        )
+        self.down = Downsampler(n.down_width, n.down_blocks)
+        self.generator = self.up
+        self.nets["G"] = nn.ModuleDict({"up": self.up, "down": self.down})
+        self.discriminators(
+            ("d_hr", PatchDiscriminator(HR_NATIVE, n.d_width)), ("d_lr", PatchDiscriminator(16, n.d_width))
+        )
+
+    def init_from_previous(self) -> None:
+        if self.crs.init is not None:  # start from stage A's G_S: the same budget as stage B
+            load_part(self.up.gs, load_init(self.crs.init), "gs", self.crs.init)
+
+    def step(self, batch: dict[str, torch.Tensor], step: int, updaters: dict[str, Any]) -> dict[str, float]:
+        w, logs = self.w, {}
+        d = self.nets["D"]
+        x_a, x_g, y = batch["lr_art"], batch["lr_gen"], batch["hr"]
+        with self.ctx.autocast():
+            fake_hr = self.up.forward_native(x_g).float()
+            fake_lr = self.down(y).float()
+            d_loss = L.lsgan_d(d["d_hr"](y).float(), d["d_hr"](fake_hr.detach()).float()) + L.lsgan_d(
+                d["d_lr"](x_g).float(), d["d_lr"](fake_lr.detach()).float()
             )
-            atomic_write_text(out / "log.jsonl", "\n".join(log_lines) + "\n")
-        if cfg.max_minutes and time.time() - t0 > 60 * cfg.max_minutes:
-            break
-    save_checkpoint(models, out / "nets.safetensors", cfg, step)
-    net, arch, args = inference_model(models, cfg)
-    save_weights(
-        net,
-        out / "model.safetensors",
-        arch=arch,
-        args=args,
-        scale=8,
-        dtype=None,
-        extra={"facesr.learned_scale": "4", "facesr.hr_native": "64", "facesr.stage": cfg.stage},
-    )
-    atomic_write_text(out / "log.jsonl", "\n".join(log_lines) + "\n")
-    return {
-        "steps": step,
-        "seconds": round(time.time() - t0, 1),
-        "loaded": loaded,
-        "last": last,
-        "out": str(out),
-    }
+        self.d_update(d_loss, updaters, logs)
+        with L.frozen(d), self.ctx.autocast():
+            adv_hr, adv_lr = L.lsgan_g(d["d_hr"](fake_hr).float()), L.lsgan_g(d["d_lr"](fake_lr).float())
+            cyc_lr = L.cycle_l1(self.down(fake_hr).float(), x_g)
+            cyc_hr = L.cycle_l1(self.up.forward_native(fake_lr).float(), y)
+            pair = L.sr_pixel(self.up.forward_native(x_a).float(), y)
+            loss = (
+                w.adv_hr * adv_hr
+                + w.adv_lr * adv_lr
+                + w.cycle_lr * cyc_lr
+                + w.cycle_hr * cyc_hr
+                + w.pair * pair
+            )
+        logs.update(
+            {
+                "G/adv_hr": _item(adv_hr),
+                "G/adv_lr": _item(adv_lr),
+                "G/cycle_lr": _item(cyc_lr),
+                "G/cycle_hr": _item(cyc_hr),
+                "G/pair": _item(pair),
+            }
+        )
+        updaters["G"](loss)
+        logs["G/total"] = _item(loss)
+        return logs
+
+
+RECIPES: dict[str, type[CRRecipe]] = {"cr_a": StageA, "cr_b": StageB, "cr_c": StageC, "cycle": Cycle}
+
+
+def build_recipe(cfg: Any, ctx: Any) -> CRRecipe:
+    """The CR recipe named by ``cfg.recipe.name`` (the loop's recipe hook)."""
+    return RECIPES[cfg.recipe.name](cfg, ctx)
+
+
+# ---------------------------------------------------------------- run summaries and the alias
 
 
 def runs_markdown(run_dirs: Sequence[str | Path]) -> str:
-    """Table of finished runs (stage, steps, wall time, last logged losses) from their own files."""
-    from safetensors import safe_open
+    """Table of finished runs (recipe, steps, wall time, last logged losses) from their own files."""
+    import yaml
+
+    from facesr.train.loop import iter_log, load_checkpoint
 
     lines = [
-        "| run | stage | steps | wall s at last log | last logged losses |",
+        "| run | recipe | steps | wall s | last logged losses |",
         "| --- | --- | --- | --- | --- |",
     ]
     for d in run_dirs:
         d = Path(d)
-        ck = d / "nets.safetensors"
-        if not ck.is_file():
-            raise DataError(f"{d}: no nets.safetensors (not a finished CR run)")
-        with safe_open(str(ck), framework="pt") as fh:
-            meta = fh.metadata() or {}
-        logs = [json.loads(x) for x in (d / "log.jsonl").read_text(encoding="utf-8").splitlines() if x]
-        last = logs[-1] if logs else {}
-        losses = ", ".join(f"{k} {v:.4g}" for k, v in last.items() if k not in ("step", "seconds"))
-        lines.append(
-            f"| `{d}` | {meta.get('facesr.stage', '?')} | {meta.get('facesr.step', '?')} | "
-            f"{last.get('seconds', '?')} | {losses} |"
+        state = load_checkpoint(d / "ckpt" / "last.pt")
+        recipe = (yaml.safe_load(state["config_yaml"]) or {}).get("recipe", {}).get("name", "?")
+        last: dict[str, Any] = {}
+        for r in iter_log(d / "log.jsonl"):
+            if "event" not in r:
+                last = r
+        losses = ", ".join(
+            f"{k} {v:.4g}" for k, v in last.items() if k.startswith(("G/", "D/")) and isinstance(v, float)
         )
+        lines.append(f"| `{d}` | {recipe} | {state['step']} | {state['elapsed_s']:.0f} | {losses} |")
     return "\n".join(lines) + "\n"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m facesr.train.cr CONFIG [key.sub=value ...]`` trains one stage;
+    """``python -m facesr.train.cr CONFIG [key.sub=value ...]``: the same as ``facesr train``;
     ``python -m facesr.train.cr summary RUN_DIR...`` prints a Markdown table of finished runs."""
     from facesr.errors import FacesrError
 
@@ -553,8 +675,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args[0] == "summary":
             print(runs_markdown(args[1:]), end="")
             return 0
-        cfg = load(CRTrainConfig, args[0], args[1:])
-        print(json.dumps(run(cfg, progress=True)))
+        from facesr.train.config import load_train_config
+        from facesr.train.loop import train
+
+        print(json.dumps({"run_dir": str(train(load_train_config(args[0], args[1:])))}))
     except FacesrError as exc:
         print(f"facesr: error: {exc}", file=sys.stderr)
         return 2

@@ -42,8 +42,10 @@ from facesr.train.loop import Context, Updater
 HR = 128
 
 
-def _item(v: torch.Tensor | float) -> float:
-    return float(v.detach()) if isinstance(v, torch.Tensor) else float(v)
+def _item(v: torch.Tensor | float) -> torch.Tensor | float:
+    """A loggable value: tensors stay on their device (detached), so logging needs no host sync per
+    step; the loop's Meter averages them and reads them once per ``run.log_every`` steps."""
+    return v.detach() if isinstance(v, torch.Tensor) else float(v)
 
 
 def _up(x: torch.Tensor) -> torch.Tensor:
@@ -79,6 +81,11 @@ class Recipe:
                 self.critic = WGANCritic(**cfg.model.critic).to(ctx.device)
             except TypeError as exc:
                 raise ConfigError(f"model.critic: {exc}") from None
+        self.channels_last = cfg.run.channels_last
+        if self.channels_last:  # NHWC weights: convolutions then produce NHWC activations too
+            self.generator.to(memory_format=torch.channels_last)
+            if self.critic is not None:
+                self.critic.to(memory_format=torch.channels_last)
         self.denoise_loss, self.sr_loss = self.build_losses()
         self.nets: dict[str, nn.Module] = {"G": self.generator}
         if self.critic is not None:
@@ -144,6 +151,8 @@ class Recipe:
         weights, and its gradients are averaged by its Updater, so its replicas stay identical.
         """
         self.G = self.ctx.wrap(self.generator, find_unused=self.find_unused)
+        if self.cfg.run.compile:  # the critic stays eager: its gradient penalty needs double backward
+            self.G = torch.compile(self.G)
 
     @property
     def find_unused(self) -> bool:
@@ -151,8 +160,11 @@ class Recipe:
 
     # -- one training step ----------------------------------------------------------------------
     def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        x = batch[self.input_key]
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
         with self.ctx.autocast():
-            return self.G(batch[self.input_key])
+            return self.G(x)
 
     def generator_loss(
         self, out: dict[str, torch.Tensor], batch: dict[str, torch.Tensor], step: int
@@ -179,7 +191,9 @@ class Recipe:
     def adv_on(self, step: int) -> bool:
         return self.critic is not None and step >= self.cfg.adv_start
 
-    def critic_update(self, real: torch.Tensor, fake: torch.Tensor, up: Updater) -> dict[str, float]:
+    def critic_update(
+        self, real: torch.Tensor, fake: torch.Tensor, up: Updater
+    ) -> dict[str, torch.Tensor | float]:
         """One WGAN-GP critic update: E[D(fake)] - E[D(real)] + lambda * (|grad D(mix)| - 1)^2."""
         assert self.D is not None
         b_global = self.cfg.data.batch_size
@@ -197,9 +211,9 @@ class Recipe:
 
     def step(
         self, batch: dict[str, torch.Tensor], step: int, updaters: dict[str, Updater]
-    ) -> dict[str, float]:
+    ) -> dict[str, torch.Tensor | float]:
         """One generator update (and ``d_steps_per_g`` critic updates when the critic is on)."""
-        logs: dict[str, float] = {}
+        logs: dict[str, torch.Tensor | float] = {}
         out = self.forward(batch)
         loss, terms = self.generator_loss(out, batch, step)
         if self.adv_on(step):

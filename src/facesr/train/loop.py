@@ -9,8 +9,11 @@ What happens, in order (each step is a short paragraph in :func:`train`):
    the same *global* batch; each rank then keeps its own slice of it (:meth:`Context.local`). This
    makes an N-process run compute the same updates as a 1-process run with the same global batch.
 3. **Data.** :class:`facesr.data.datasets.MaskedFaceBatcher` keeps the prepared uint8 faces on the
-   training device and synthesises masks and LR images inside the step.
-4. **Recipe, optimisers, schedules, EMA.** The recipe (:mod:`facesr.train.jdsr`) says which networks
+   training device and synthesises masks and LR images inside the step. A recipe module may bring its
+   own batcher instead (``make_batcher``: the CR stages, :mod:`facesr.train.cr`, sample artificial
+   pairs and genuine LR faces).
+4. **Recipe, optimisers, schedules, EMA.** The recipe (:mod:`facesr.train.jdsr`, or
+   :mod:`facesr.train.cr` for ``recipe.name`` in ``cr_a|cr_b|cr_c|cycle``) says which networks
    train on what with which losses; this loop owns the mechanics: Adam, lr halving at milestones,
    backward, gradient clipping, the NaN/inf guard (:class:`Updater`) and the EMA of the generator.
 5. **Resume.** A checkpoint holds every piece of state (weights, optimisers, schedules, scaler, EMA,
@@ -125,6 +128,17 @@ class Updater:
         self.skipped = 0
         self.last_norm = 0.0
         self.last_skipped = False
+        # run.sync=log (fused Adam only): the finite check stays on the device (the fused kernel skips
+        # the update where ``found_inf`` is 1) and norms/skips are tensors read at log time: no host
+        # sync per step. ``pending`` counts skips not yet added to ``skipped``.
+        self.deferred = False
+        self.pending: torch.Tensor | None = None
+
+    def settle(self) -> None:
+        """Fold the on-device skip count into ``skipped`` (one host sync; at log/checkpoint time)."""
+        if self.pending is not None:
+            self.skipped += int(self.pending)
+            self.pending = None
 
     def __call__(self, loss: torch.Tensor) -> bool:
         self.opt.zero_grad(set_to_none=True)
@@ -140,6 +154,14 @@ class Updater:
                     p.grad.div_(self.average_over)
         max_norm = self.grad_clip if self.grad_clip is not None else math.inf
         norm = torch.nn.utils.clip_grad_norm_(self.params, max_norm, foreach=None)
+        if self.deferred:
+            bad = ~(torch.isfinite(norm) & torch.isfinite(loss.detach().float()))
+            self.opt.found_inf = bad.float()  # type: ignore[attr-defined]  # read by fused Adam's step
+            self.opt.step()
+            self.pending = bad.long() if self.pending is None else self.pending + bad.long()
+            self.last_norm = torch.where(bad, 0.0, norm.detach().float())  # type: ignore[assignment]
+            self.last_skipped = bad.float()  # type: ignore[assignment]
+            return True
         self.last_norm = float(norm)
         ok = math.isfinite(self.last_norm) and math.isfinite(float(loss.detach()))
         if ok:
@@ -172,12 +194,16 @@ class EMA:
     def update(self, net: nn.Module, step: int) -> None:
         decay = 0.0 if step < self.start else self.decay
         current = net.state_dict()
+        avgs, values = [], []
         for key, avg in self.module.state_dict().items():
             value = current[key].detach()
             if avg.is_floating_point():
-                avg.lerp_(value.to(avg.dtype), 1.0 - decay)
+                avgs.append(avg)
+                values.append(value.to(avg.dtype))
             else:
                 avg.copy_(value)
+        if avgs:  # one multi-tensor kernel instead of one lerp per tensor (same arithmetic)
+            torch._foreach_lerp_(avgs, values, 1.0 - decay)
 
 
 def init_distributed(device_pref: str) -> tuple[int, int, torch.device]:
@@ -336,14 +362,15 @@ class Meter:
         self.t0 = time.perf_counter()
 
     def add(self, logs: dict[str, float], images: int) -> None:
-        for k, v in logs.items():
-            self.sums[k] = self.sums.get(k, 0.0) + float(v)
+        for k, v in logs.items():  # tensors stay on their device until flush(): no host sync per step
+            v = v.detach().float() if isinstance(v, torch.Tensor) else float(v)
+            self.sums[k] = self.sums.get(k, 0.0) + v
         self.count += 1
         self.images += images
 
     def flush(self) -> dict[str, float]:
         dt = max(time.perf_counter() - self.t0, 1e-9)
-        out = {k: v / max(self.count, 1) for k, v in self.sums.items()}
+        out = {k: float(v) / max(self.count, 1) for k, v in self.sums.items()}
         out["images_per_s"] = self.images / dt
         self.__init__()
         return out
@@ -393,6 +420,33 @@ def _truncate_log(path: Path, step: int) -> None:
     atomic_write_text(path, "".join(x + "\n" for x in keep))
 
 
+def _masked_face_batcher(cfg: TrainConfig, data_device: torch.device, seed: int) -> tuple[Any, Any, str]:
+    """The JDSR recipes' data: MaskedFaceBatcher, a fixed preview batch and a one-line description."""
+    from facesr.data.datasets import MaskedFaceBatcher
+    from facesr.data.prepared import PreparedSet
+
+    prepared_path = Path(cfg.data.prepared)
+    if not prepared_path.is_dir():
+        from facesr.paths import prepared_dir
+
+        prepared_path = prepared_dir(cfg.data.prepared)
+    prepared = PreparedSet.load(prepared_path)
+    batcher = MaskedFaceBatcher(
+        prepared,
+        cfg.data.split,
+        cfg.data.scale,
+        data_device,
+        cfg.data.batch_size,
+        seed,
+        data=cfg.data.root,
+        p_mask=cfg.data.mask_prob,
+    )
+    g_state = batcher.generator.get_state()  # a fixed preview batch that leaves the batch stream as it was
+    preview = batcher.make_batch(torch.arange(min(4, len(batcher))))
+    batcher.generator.set_state(g_state)
+    return batcher, preview, f"prepared set `{prepared_path}` ({len(batcher)} faces in the split)"
+
+
 # ----------------------------------------------------------------------------------------------
 # The loop
 # ----------------------------------------------------------------------------------------------
@@ -400,9 +454,14 @@ def _truncate_log(path: Path, step: int) -> None:
 
 def train(cfg: TrainConfig, *, resume: bool = False) -> Path:
     """Train according to ``cfg`` (continuing the run in ``cfg.run.out_dir`` if ``resume``)."""
-    from facesr.data.datasets import MaskedFaceBatcher
-    from facesr.data.prepared import PreparedSet
-    from facesr.train.jdsr import build_recipe
+    from facesr.train.config import CR_RECIPES
+
+    if cfg.recipe.name in CR_RECIPES:  # CR stages / cycle baseline: own recipes and their own batcher
+        from facesr.train.cr import build_recipe, make_batcher
+    else:
+        from facesr.train.jdsr import build_recipe
+
+        make_batcher = None
 
     # 1. Processes, device and precision.
     rank, world, device = init_distributed(cfg.run.device)
@@ -436,38 +495,44 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> Path:
     )
 
     # 3. Data: the prepared faces live on the data device; degradation happens in next_batch().
+    #    (A recipe module with ``make_batcher`` brings its own batcher, preview batch and description.)
     data_device = device if cfg.data.device == "auto" else torch.device(cfg.data.device)
-    prepared_path = Path(cfg.data.prepared)
-    if not prepared_path.is_dir():
-        from facesr.paths import prepared_dir
+    if make_batcher is not None:
+        batcher, preview, data_desc = make_batcher(cfg, data_device, seed)
+    else:
+        batcher, preview, data_desc = _masked_face_batcher(cfg, data_device, seed)
+    val_batch = None
+    if cfg.data.val_faces:  # held out of the training batches for run.val_every (facesr.train.validate)
+        from facesr.train.validate import carve_validation
 
-        prepared_path = prepared_dir(cfg.data.prepared)
-    prepared = PreparedSet.load(prepared_path)
-    batcher = MaskedFaceBatcher(
-        prepared, cfg.data.split, cfg.data.scale, data_device, cfg.data.batch_size, seed, data=cfg.data.root
-    )
+        val_batch = carve_validation(batcher, cfg.data.val_faces, seed)
+        data_desc += f"; {cfg.data.val_faces} of them held out for validation"
 
     def fetch() -> dict[str, torch.Tensor]:
         return {k: ctx.local(v).to(device, non_blocking=True) for k, v in batcher.next_batch().items()}
 
     ctx.fetch = fetch
-    g_state = batcher.generator.get_state()  # a fixed preview batch that leaves the batch stream as it was
-    preview = batcher.make_batch(torch.arange(min(4, len(batcher))))
-    batcher.generator.set_state(g_state)
 
     # 4. Recipe (networks + losses), optimisers, lr schedules, scaler, EMA.
     recipe = build_recipe(cfg, ctx)
+    validator = None
+    if val_batch is not None and cfg.run.val_every:
+        from facesr.train.validate import Validator
+
+        validator = Validator(val_batch, recipe, cfg.run.val_every, device)
     steps = cfg.run.steps
     milestones = [max(1, round(f * steps)) for f in cfg.schedule.milestones]
     optimizers, schedulers, updaters = {}, {}, {}
     scaler = torch.amp.GradScaler("cuda") if precision == "fp16" else None
     for name, params in recipe.trainable().items():
         lr, betas = (cfg.optim.d_lr, cfg.optim.d_betas) if name == "D" else (cfg.optim.lr, cfg.optim.betas)
-        opt = make_optimizer(params, lr, betas, cfg.optim.weight_decay, cfg.optim.impl, device)
+        impl = "fused" if cfg.run.sync == "log" else cfg.optim.impl  # on-device skip needs fused Adam
+        opt = make_optimizer(params, lr, betas, cfg.optim.weight_decay, impl, device)
         optimizers[name] = opt
         schedulers[name] = torch.optim.lr_scheduler.MultiStepLR(opt, milestones, cfg.schedule.gamma)
         manual = world if name in recipe.sync_manually else 1
         updaters[name] = Updater(name, params, opt, cfg.optim.grad_clip, scaler, average_over=manual)
+        updaters[name].deferred = cfg.run.sync == "log"  # checked against optim.impl in config.py
     ema = EMA(recipe.generator, cfg.ema.decay, cfg.ema.start)
 
     # 5. Resume: every piece of state, then the RNGs last (so nothing above disturbs them).
@@ -513,6 +578,8 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> Path:
             bar = tqdm(total=steps, initial=start, desc=cfg.run.name, dynamic_ncols=True, mininterval=2.0)
 
     def checkpoint(step: int, elapsed: float, images: int) -> None:
+        for up in updaters.values():
+            up.settle()  # run.sync=log: the on-device skip counts, read once here
         if not ctx.is_main:
             return
         save_checkpoint(
@@ -542,7 +609,8 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> Path:
     images = images_before
     stopped_early = False
     with open(log_path, "a", encoding="utf-8") if ctx.is_main else contextlib.nullcontext() as log:
-        while step < steps:
+        end = steps if cfg.run.stop_step is None else min(steps, cfg.run.stop_step)
+        while step < end:
             batch = fetch()
             logs = recipe.step(batch, step, updaters)
             with warnings.catch_warnings():  # the critic's schedule also counts steps before it starts
@@ -553,6 +621,10 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> Path:
             step += 1
             images += cfg.data.batch_size
             for name, up in updaters.items():
+                if up.deferred:  # run.sync=log: device tensors, averaged by the Meter at log time
+                    logs[f"skipped/{name}"] = up.last_skipped
+                    logs[f"grad_norm/{name}"] = up.last_norm
+                    continue
                 if up.last_skipped:
                     logs[f"skipped/{name}"] = 1.0
                     if ctx.is_main:
@@ -565,7 +637,8 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> Path:
             out_of_time = (
                 cfg.run.max_minutes is not None and (time.perf_counter() - t_start) > 60 * cfg.run.max_minutes
             )
-            stop = _sync_flag(out_of_time, ctx) and step < steps
+            at_stop_step = cfg.run.stop_step is not None and step >= cfg.run.stop_step
+            stop = (_sync_flag(out_of_time, ctx) or at_stop_step) and step < steps
 
             if bar is not None:
                 bar.update(1)
@@ -592,12 +665,16 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> Path:
                 write_image(run_dir / "images" / "latest.png", grid)
                 if writer is not None:
                     writer.add_image("preview (input | output | target)", grid, step, dataformats="HWC")
+            if validator is not None and ctx.is_main and validator.due(step, step == steps or stop):
+                t_val = elapsed_before + time.perf_counter() - t_start  # training seconds (setup excluded)
+                validator(ema.module, step=step, elapsed_s=t_val, images=images, log=log, writer=writer)
             if step % cfg.run.ckpt_every == 0 or step == steps or stop:
                 checkpoint(step, elapsed, images)
             if stop:
                 stopped_early = True
                 if ctx.is_main:
-                    (bar.write if bar else print)(f"run.max_minutes reached at step {step}; stopping cleanly")
+                    why = "run.stop_step" if at_stop_step else "run.max_minutes"
+                    (bar.write if bar else print)(f"{why} reached at step {step}; stopping cleanly")
                 break
 
     # 7. Export (rank 0): EMA generator as fp16 safetensors, card draft, loss curve.
@@ -606,6 +683,8 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> Path:
         bar.close()
     if writer is not None:
         writer.close()
+    for up in updaters.values():
+        up.settle()
     if ctx.is_main and cfg.run.export:
         from facesr.train.report import write_card, write_loss_curve
 
@@ -625,7 +704,7 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> Path:
             stopped_early=stopped_early,
             generator=recipe.generator,
             skipped={k: u.skipped for k, u in updaters.items()},
-            data_desc=f"prepared set `{prepared_path}` ({len(batcher)} faces in the split)",
+            data_desc=data_desc,
         )
     if world > 1:
         dist.barrier()

@@ -27,6 +27,24 @@ DIFFERENCES = (
     "Optimiser, lr schedule, batch size, loss weights, warm-up: PROPOSAL values (unstated in the paper).",
 )
 
+#: The same for the Characteristic Regularisation stages and the cycle baseline (papers.md section 2).
+CR_DIFFERENCES = (
+    "The CR paper's method section could not be read: networks, losses, weights and the staging are our "
+    "interpretation of its abstract (papers.md 2.2-2.4, PROPOSAL); docs/cr.md lists each choice.",
+    "Artificial LR: UTKFace HR at 64x64, bicubic x4 down to 16x16; genuine LR: faces found by MTCNN in the "
+    "RWMFD / web photos (facesr genuine), not the paper's data sets.",
+    "Identity features: dlib face-recognition ResNet (face-api.js port), not the paper's network.",
+)
+
+
+def _benchmark_hint(cfg: TrainConfig, weights: Path) -> str:
+    """Which ``facesr eval`` scores this kind of run."""
+    from facesr.train.config import CR_RECIPES
+
+    if cfg.recipe.name in CR_RECIPES:
+        return f"`facesr eval --model {weights} --benchmark genuine-lr` (and `--benchmark utk-art-x4`)"
+    return f"`facesr eval --model {weights} --benchmark utk-mask-x{cfg.data.scale}`"
+
 
 def write_loss_curve(log_path: Path, out: Path) -> None:
     """Plot every logged loss against the step (log scale) to a PNG (matplotlib, Agg backend)."""
@@ -80,9 +98,14 @@ def write_card(
     data_desc: str = "",
 ) -> None:
     """Write ``card.md``: everything the training run itself knows, with the config verbatim."""
+    from facesr.train.config import CR_RECIPES
     from facesr.train.loop import hardware, iter_log
 
     params = sum(p.numel() for p in generator.parameters())
+    stop_note = ""
+    if stopped_early:  # the loop stops early for one of two reasons; say which
+        at_stop_step = cfg.run.stop_step is not None and step >= cfg.run.stop_step
+        stop_note = " (stopped at run.stop_step)" if at_stop_step else " (stopped early by run.max_minutes)"
     last: dict[str, Any] = {}
     for r in iter_log(run_dir / "log.jsonl"):
         if "event" not in r:
@@ -95,15 +118,13 @@ def write_card(
         "",
         f"* Recipe: `{cfg.recipe.name}`; architecture `{cfg.model.arch}` size `{cfg.model.size}`, x{cfg.data.scale}; "
         f"{params:,} generator parameters; weights file {size} (fp16 EMA of the generator).",
-        f"* Data: {data_desc or cfg.data.prepared}, split `{cfg.data.split}`; masks and LR synthesised per step.",
-        f"* Steps: {step} of {cfg.run.steps}{' (stopped early by run.max_minutes)' if stopped_early else ''}; "
-        f"global batch {cfg.data.batch_size}; {images:,} images seen.",
+        f"* Data: {data_desc or cfg.data.prepared}, split `{cfg.data.split}`; degraded inputs synthesised per step.",
+        f"* Steps: {step} of {cfg.run.steps}{stop_note}; global batch {cfg.data.batch_size}; {images:,} images seen.",
         f"* Hardware: {hardware()} x{world} process(es), {precision}; torch {torch.__version__}.",
         f"* Wall time: {wall_s / 60:.1f} min; mean throughput {ips:.2f} images/s (from the run's own clock).",
         f"* Updates skipped by the NaN/inf guard: {json.dumps(skipped)}.",
         f"* Source revision: `{revision}`.",
-        "* Benchmark scores: not measured by the training run. Run "
-        f"`facesr eval --model {weights} --benchmark utk-mask-x{cfg.data.scale}`.",
+        f"* Benchmark scores: not measured by the training run. Run {_benchmark_hint(cfg, weights)}.",
         "",
         "## Last logged losses",
         "",
@@ -113,7 +134,7 @@ def write_card(
         "",
         "## Differences from the paper",
         "",
-        *[f"* {d}" for d in DIFFERENCES],
+        *[f"* {d}" for d in (CR_DIFFERENCES if cfg.recipe.name in CR_RECIPES else DIFFERENCES)],
         "",
         "## Config",
         "",

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# One of the three commands of a GPU session (the device tool's `run`, with carry [".gpu"]):
+#     bash scripts/gpu_session.sh start    [options]   # data, benchmarks, calibration, start the runs
+#     bash scripts/gpu_session.sh continue [options]   # keep them training; logs + weight snapshots back
+#     bash scripts/gpu_session.sh finish   [options]   # stop at the deadline, evaluate, bring results back
+# Needs .gpu/ from `python scripts/gpu_pack.py --wheels`. Options: `python scripts/gpu_session.py -h`.
+# Installs the carried pydantic wheels when the image lacks pydantic, then runs scripts/gpu_session.py
+# with the repo's src/ on PYTHONPATH (the package is not installed there) and .gpu as the data root.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PYTHONUNBUFFERED=1 FACESR_DATA="$PWD/.gpu" PYTHONPATH="$PWD/src:/tmp/site${PYTHONPATH:+:$PYTHONPATH}"
+PY="${PYTHON:-python3}"
+if ! "$PY" -c "import pydantic" 2>/dev/null; then
+  "$PY" -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .gpu/wheels/*.whl
+fi
+if [ "${1:-}" = "start" ]; then
+  nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null || true
+fi
+exec "$PY" scripts/gpu_session.py "$@"
