@@ -217,3 +217,21 @@ def test_import_facesr_is_lazy() -> None:
     assert "facesr" in after_import and "torch" not in after_import
     heavy = [m for m in after_api if m.startswith(("facesr.data", "facesr.train"))]
     assert heavy == []
+
+
+def test_engine_option_is_recorded_and_an_unusable_one_is_a_one_line_error(tmp_path: Path, capsys) -> None:
+    src = tmp_path / "in" / "photo.jpg"
+    src.parent.mkdir()
+    src.write_bytes(SAMPLE.read_bytes())
+    out = tmp_path / "out"
+    rc = main(
+        ["restore", str(src), "-o", str(out), "--model", "bicubic", "--device", "cpu", "--engine", "torch"]
+    )
+    assert rc == 0
+    assert json.loads((out / "report.json").read_text())["settings"]["engine"] == "torch"
+    capsys.readouterr()
+    argv = ["restore", str(src), "-o", str(tmp_path / "o2"), "--device", "cpu", "--precision", "bf16"]
+    rc = main([*argv, "--engine", "ort"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and len(err.splitlines()) == 1 and "engine ort" in err
+    assert not (tmp_path / "o2" / "photo.png").exists()

@@ -110,6 +110,13 @@ def _compare_image(before, after):  # type: ignore[no-untyped-def]
     show_default=True,
     help="Inference precision; falls back to fp32 with a warning if the output is not finite.",
 )
+@click.option(
+    "--engine",
+    type=click.Choice(["auto", "torch", "ort"]),
+    default="auto",
+    show_default=True,
+    help="Runtime of the restorer: auto = ONNX Runtime on the CPU in fp32 when installed, else PyTorch.",
+)
 @click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True)
 @click.option("--save-faces", is_flag=True, help="Also write each face's aligned input and restored output.")
 @click.option("--compare", is_flag=True, help="Also write a side-by-side input | output image.")
@@ -129,6 +136,7 @@ def restore_cmd(
     model: str | None,
     device: str,
     precision: str,
+    engine: str,
     batch_size: int,
     save_faces: bool,
     compare: bool,
@@ -144,9 +152,11 @@ def restore_cmd(
     from facesr.io import MAX_PIXELS, write_image
     from facesr.restoration.api import resolve_device, restore
     from facesr.restoration.detect import DetectOptions
+    from facesr.restoration.engine import resolve_engine
     from facesr.restoration.report import RunReport
 
     dev = resolve_device(device)  # an unavailable device is a usage error before any work
+    engine = resolve_engine(engine, dev, precision)  # likewise an unusable --engine ort
     _check_output_dir(output)
     files = _expand_inputs(inputs)
     if not files:
@@ -158,6 +168,7 @@ def restore_cmd(
             "model": model or "auto",
             "device": str(dev),
             "precision": precision,
+            "engine": engine,
             "batch_size": batch_size,
             "aligned": aligned,
             "max_pixels": limit,
@@ -190,6 +201,7 @@ def restore_cmd(
                     model=model,
                     device=str(dev),
                     precision=precision,
+                    engine=engine,
                     batch_size=batch_size,
                     aligned=aligned,
                     detect=detect,
