@@ -67,7 +67,12 @@ class OrtRestorer(nn.Module):
     """
 
     def __init__(
-        self, restorer: nn.Module, cache_dir: Path | None = None, threads: int | None = None
+        self,
+        restorer: nn.Module,
+        cache_dir: Path | None = None,
+        threads: int | None = None,
+        *,
+        int8: bool = False,
     ) -> None:
         super().__init__()
         import onnxruntime as ort
@@ -92,6 +97,8 @@ class OrtRestorer(nn.Module):
                 self._tmp = tempfile.TemporaryDirectory(prefix="facesr-onnx-")
                 path = Path(self._tmp.name) / path.name
                 export_onnx(restorer, path)
+        if int8:  # a measured lever only (facesr bench): ORT turns Conv into ConvInteger
+            path = _quantised(path)
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads or torch.get_num_threads()
         opts.inter_op_num_threads = 1
@@ -106,6 +113,24 @@ class OrtRestorer(nn.Module):
         arr = np.ascontiguousarray(lr.detach().float().cpu().numpy())
         (out,) = self.session.run(["sr"], {"lr": arr})
         return torch.from_numpy(out).to(lr.device)
+
+
+def _quantised(path: Path) -> Path:
+    """``path`` with int8 dynamic quantisation (weights int8, activations quantised per call), cached.
+
+    Why ORT's and not ``torch.ao.quantization.quantize_dynamic``: PyTorch's dynamic quantisation covers
+    Linear/LSTM only and these restorers are all convolutions. Whether it keeps the picture is measured
+    by ``facesr bench`` (it does not: docs/speed.md), so restore never uses it.
+    """
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    from facesr.io import atomic_path
+
+    out = path.with_name(path.stem + ".int8.onnx")
+    if not out.is_file():
+        with atomic_path(out) as tmp:
+            quantize_dynamic(str(path), str(tmp), weight_type=QuantType.QInt8)
+    return out
 
 
 def wrap(restorer: nn.Module, engine: str) -> Any:

@@ -8,7 +8,7 @@ A *lever* is a named set of switches (``"bf16+channels_last+compile"``):
 * ``cuda_graph``: the eager (or compiled) forward captured once into a CUDA graph for a fixed batch
   shape and replayed (CUDA only): no per-kernel launch cost from Python;
 * ``ort`` / ``ort_int8``: ONNX Runtime on the CPU, fp32 or with int8 dynamic quantisation
-  (:mod:`facesr.speed.onnx_cpu`).
+  (:class:`facesr.restoration.engine.OrtRestorer`).
 
 Every lever's output is compared with fp32 eager on the *same real benchmark faces* (mean and max
 absolute difference in 1/255 units) and scored (PSNR against the HR faces, quantised to 8 bits as
@@ -113,9 +113,15 @@ class Runner:
         self.lr_size = lr_size
         t0 = time.perf_counter()
         if lever.ort or lever.ort_int8:
-            from facesr.speed.onnx_cpu import OrtRestorer
+            import tempfile
 
-            self._ort = OrtRestorer(restorer, int8=lever.ort_int8, threads=torch.get_num_threads())
+            from facesr.restoration.engine import OrtRestorer
+
+            # a private cache folder, so 'first call' includes the export like a cold restore does
+            self._ort_dir = tempfile.TemporaryDirectory(prefix="facesr-ort-")
+            self._ort = OrtRestorer(
+                restorer, Path(self._ort_dir.name), torch.get_num_threads(), int8=lever.ort_int8
+            )
             self._ort(torch.rand(batch, 3, lr_size, lr_size))
             self.first_call_s = time.perf_counter() - t0
             return
