@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from facesr.commands.export import export_onnx, verify_onnx
 from facesr.nets.jdsr import JDSRGenerator
+from facesr.restoration.onnx import export_onnx, verify_onnx
 from facesr.zoo import Restorer
 
 pytest.importorskip("onnxruntime")

@@ -77,7 +77,7 @@ class OrtRestorer(nn.Module):
         super().__init__()
         import onnxruntime as ort
 
-        from facesr.commands.export import export_onnx
+        from facesr.restoration.onnx import export_onnx
 
         self.name = getattr(restorer, "name", "model")
         self.scale = int(restorer.scale)
