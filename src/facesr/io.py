@@ -6,8 +6,17 @@ traceback, a hang or a memory blow-up:
 
 * EXIF orientation is applied (phones store portrait photos rotated);
 * grayscale, palette, RGBA/LA (composited on white), CMYK and 16-bit images become 8-bit RGB;
-* a pixel-count limit guards against decompression bombs (Pillow's own warning is an error);
-* truncated files are errors, never silently padded with grey.
+* a pixel-count limit, checked on the header's declared size *before* anything is decoded, guards
+  against decompression bombs (Pillow's own warning is an error); the default limit is the one under
+  which the documented memory budget of ``facesr restore`` holds (docs/reliability.md);
+* truncated files are errors, never silently padded with grey. Pillow's JPEG decoder ignores
+  libjpeg's "premature end of data segment" warning (a file cut short that still ends with the
+  end-of-image marker decodes with its missing rows grey), so every JPEG is also walked by
+  libjpeg-turbo through ``simplejpeg`` in strict mode at 1/8 scale (cheap: entropy decoding only
+  at full size) and such files are refused.
+
+:func:`as_rgb_array` applies the same rules to in-memory inputs of the Python API (numpy arrays,
+PIL images that may still be lazily opened, bytes).
 
 Every file facesr writes goes through :func:`atomic_write_bytes` or a helper built on it: the
 bytes go to a temporary file in the destination folder, are flushed to disk, and are renamed
@@ -32,6 +41,9 @@ from facesr.errors import ImageReadError
 #: Default largest image accepted, in pixels (about 8,000 x 8,000). Larger images are refused
 #: with a clear message rather than decoded into gigabytes of memory.
 MAX_PIXELS = 64_000_000
+#: Largest file read, in bytes: a 64-megapixel photo is well under it even as an uncompressed BMP;
+#: bigger files are junk or padding, refused before they are read into memory.
+MAX_FILE_BYTES = 256 * 1024 * 1024
 #: Smallest side accepted, in pixels.
 MIN_SIDE = 2
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
@@ -63,34 +75,42 @@ def _to_rgb(img: Image.Image) -> Image.Image:
     return img.convert("RGB")
 
 
-def open_image(source: str | os.PathLike[str] | bytes, *, max_pixels: int = MAX_PIXELS) -> Image.Image:
-    """Decode an image fully into an RGB Pillow image, or raise ImageReadError (one line)."""
-    name = "<bytes>" if isinstance(source, bytes) else str(source)
+#: libjpeg warnings after which the decoded picture has rows filled with grey (missing or undecodable
+#: entropy-coded data). Other libjpeg warnings (e.g. "extraneous bytes before marker", common in
+#: camera files) leave every pixel decoded and are accepted.
+_JPEG_FILL_WARNINGS = (
+    "premature end",
+    "bad huffman code",
+    "huffman table",
+    "corrupt jpeg data: found marker",
+)
+
+
+def _check_jpeg_complete(data: bytes, name: str) -> None:
+    """Raise ImageReadError when libjpeg would fill part of this JPEG with grey (see module docstring)."""
     try:
-        if isinstance(source, bytes):
-            fh: io.BufferedIOBase | io.BytesIO = io.BytesIO(source)
-        else:
-            path = Path(source)
-            if path.is_dir():
-                raise ImageReadError(f"{name}: is a folder, not an image")
-            if not path.exists():
-                raise ImageReadError(f"{name}: no such file")
-            if path.stat().st_size == 0:
-                raise ImageReadError(f"{name}: empty file (0 bytes)")
-            fh = open(path, "rb")  # noqa: SIM115 - closed below
-        with fh, warnings.catch_warnings():
+        import simplejpeg
+    except ImportError:  # pragma: no cover - a core dependency; without it only Pillow's checks run
+        return
+    try:
+        simplejpeg.decode_jpeg(data, colorspace="GRAY", min_factor=8, strict=True)
+    except ValueError as exc:
+        msg = str(exc).splitlines()[0] if str(exc) else "corrupt JPEG data"
+        if any(key in msg.lower() for key in _JPEG_FILL_WARNINGS):
+            raise ImageReadError(
+                f"{name}: truncated or corrupt JPEG ({msg}); part of it would be grey"
+            ) from None
+
+
+@contextlib.contextmanager
+def _decode_errors(name: str, max_pixels: int) -> Iterator[None]:
+    """Turn everything a decoder can raise (or warn) about bad data into a one-line ImageReadError."""
+    try:
+        with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             # Some decoders (TIFF) only *warn* on truncated data and fill the rest with zeros.
             warnings.filterwarnings("error", message=".*[Tt]runcated.*")
-            img = Image.open(fh)
-            w, h = img.size
-            if w * h > max_pixels:
-                raise ImageReadError(f"{name}: {w}x{h} image is larger than the {max_pixels:,}-pixel limit")
-            if min(w, h) < MIN_SIDE:
-                raise ImageReadError(f"{name}: {w}x{h} image is too small")
-            img.load()
-            img = ImageOps.exif_transpose(img) or img
-            return _to_rgb(img)
+            yield
     except ImageReadError:
         raise
     except UnidentifiedImageError:
@@ -119,9 +139,99 @@ def open_image(source: str | os.PathLike[str] | bytes, *, max_pixels: int = MAX_
         raise ImageReadError(f"{name}: cannot decode image ({reason})") from None
 
 
+def check_size(width: int, height: int, max_pixels: int, name: str) -> None:
+    """Refuse a declared size before any pixel is decoded (too many pixels, or a side under MIN_SIDE)."""
+    if width * height > max_pixels:
+        raise ImageReadError(f"{name}: {width}x{height} image is larger than the {max_pixels:,}-pixel limit")
+    if min(width, height) < MIN_SIDE:
+        raise ImageReadError(f"{name}: {width}x{height} image is too small")
+
+
+def _decode(img: Image.Image, name: str, max_pixels: int) -> Image.Image:
+    """Size check on the header, then decode, orient and convert an opened (lazy) Pillow image."""
+    w, h = img.size
+    check_size(w, h, max_pixels, name)
+    img.load()
+    img = ImageOps.exif_transpose(img) or img
+    return _to_rgb(img)
+
+
+def open_image(source: str | os.PathLike[str] | bytes, *, max_pixels: int = MAX_PIXELS) -> Image.Image:
+    """Decode an image fully into an RGB Pillow image, or raise ImageReadError (one line)."""
+    name = "<bytes>" if isinstance(source, bytes) else str(source)
+    with _decode_errors(name, max_pixels):
+        if isinstance(source, bytes):
+            data = source
+        else:
+            path = Path(source)
+            if path.is_dir():
+                raise ImageReadError(f"{name}: is a folder, not an image")
+            if not path.exists():
+                raise ImageReadError(f"{name}: no such file")
+            if path.stat().st_size == 0:
+                raise ImageReadError(f"{name}: empty file (0 bytes)")
+            size = path.stat().st_size
+            if size > MAX_FILE_BYTES:
+                raise ImageReadError(
+                    f"{name}: file is {size / (1 << 20):,.0f} MiB; the limit is {MAX_FILE_BYTES >> 20} MiB"
+                )
+            data = path.read_bytes()
+        img = Image.open(io.BytesIO(data))
+        if img.format in ("JPEG", "MPO"):
+            check_size(*img.size, max_pixels, name)
+            _check_jpeg_complete(data, name)
+        return _decode(img, name, max_pixels)
+    raise AssertionError("unreachable")  # pragma: no cover - _decode_errors always raises or returns
+
+
 def read_image(source: str | os.PathLike[str] | bytes, *, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     """Read an image as a ``H x W x 3`` uint8 RGB array (see module docstring for the rules)."""
     return np.asarray(open_image(source, max_pixels=max_pixels), dtype=np.uint8).copy()
+
+
+def as_rgb_array(image: object, *, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    """Path / bytes / PIL image / numpy array -> ``H x W x 3`` uint8 RGB, or a one-line ImageReadError.
+
+    Why here and not in the API: the CLI, the demo and library users must refuse the same things.
+    Arrays: ``H x W`` (grey), ``H x W x 3`` or ``x 4`` (alpha dropped); integer or bool dtypes are
+    clipped to 0-255, floats in [0, 1] are scaled by 255 (NaN -> 0); object, string or complex
+    arrays and sides under ``MIN_SIDE`` (0 x 0 included) are refused. PIL images may be lazily
+    opened files: the pixel limit is checked on their declared size before they are decoded, and a
+    truncated file is an error like in :func:`read_image`.
+    """
+    if isinstance(image, (str, os.PathLike, bytes)):
+        return read_image(image if isinstance(image, bytes) else Path(image), max_pixels=max_pixels)
+    if isinstance(image, Image.Image):
+        name = f"PIL image ({image.format or image.mode})"
+        with _decode_errors(name, max_pixels):
+            return np.asarray(_decode(image, name, max_pixels), dtype=np.uint8).copy()
+    if isinstance(image, np.ndarray):
+        return _array_to_rgb(image, max_pixels)
+    raise ImageReadError(
+        f"cannot restore an object of type {type(image).__name__}; pass a path, PIL image or array"
+    )
+
+
+def _array_to_rgb(arr: np.ndarray, max_pixels: int) -> np.ndarray:
+    if arr.dtype.kind not in "buif":
+        raise ImageReadError(
+            f"array of dtype {arr.dtype} is not an image; pass uint8 (0-255) or float (0-1) pixels"
+        )
+    if arr.ndim == 2:
+        arr = arr[..., None]
+    if arr.ndim != 3 or arr.shape[2] not in (1, 3, 4):
+        raise ImageReadError(f"expected an H x W x 3 RGB array, got shape {arr.shape}")
+    check_size(arr.shape[1], arr.shape[0], max_pixels, "array")
+    if arr.dtype != np.uint8:
+        if arr.dtype.kind == "f":
+            finite = np.isfinite(arr)
+            peak = float(arr[finite].max()) if finite.any() else 0.0
+            scale = 255.0 if peak <= 1.0 else 1.0
+            arr = np.clip(np.nan_to_num(arr.astype(np.float32) * scale, nan=0.0), 0, 255).round()
+        arr = np.clip(arr, 0, 255).astype(np.uint8)
+    if arr.shape[2] == 1:
+        arr = np.repeat(arr, 3, axis=2)
+    return np.ascontiguousarray(arr[..., :3]).copy()
 
 
 def _current_umask() -> int:

@@ -7,19 +7,17 @@ Models and the detector are cached per process, so calling it on many photos loa
 
 from __future__ import annotations
 
-import os
 import time
 import warnings
 from dataclasses import dataclass, field
 from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
 from facesr.errors import FacesrError, ImageReadError, ModelError
-from facesr.io import MAX_PIXELS, read_image
+from facesr.io import MAX_PIXELS, as_rgb_array
 from facesr.restoration.detect import DetectOptions, Face, detect_faces
 from facesr.restoration.pipeline import (
     align_face,
@@ -153,39 +151,8 @@ class ModelPicker:
 
 
 def _as_array(image: Any, max_pixels: int) -> np.ndarray:
-    """Path / bytes / PIL image / numpy array -> ``H x W x 3`` uint8 RGB."""
-    if isinstance(image, (str, os.PathLike, bytes)):
-        return read_image(image if isinstance(image, bytes) else Path(image), max_pixels=max_pixels)
-    try:
-        from PIL import Image
-    except ImportError:  # pragma: no cover
-        Image = None
-    if Image is not None and isinstance(image, Image.Image):
-        if image.width * image.height > max_pixels:
-            raise ImageReadError(
-                f"{image.width}x{image.height} image is larger than the {max_pixels:,}-pixel limit"
-            )
-        from facesr.io import _to_rgb
-
-        return np.asarray(_to_rgb(image), dtype=np.uint8).copy()
-    if isinstance(image, np.ndarray):
-        arr = image
-        if arr.ndim == 2:
-            arr = np.repeat(arr[..., None], 3, axis=2)
-        if arr.ndim != 3 or arr.shape[2] not in (3, 4):
-            raise ImageReadError(f"expected an H x W x 3 RGB array, got shape {arr.shape}")
-        if arr.shape[0] * arr.shape[1] > max_pixels:
-            raise ImageReadError(
-                f"{arr.shape[1]}x{arr.shape[0]} image is larger than the {max_pixels:,}-pixel limit"
-            )
-        if arr.dtype != np.uint8:
-            if np.issubdtype(arr.dtype, np.floating) and arr.size and float(np.nanmax(arr)) <= 1.0:
-                arr = arr * 255.0
-            arr = np.clip(np.nan_to_num(arr), 0, 255).round().astype(np.uint8)
-        return np.ascontiguousarray(arr[..., :3]).copy()
-    raise ImageReadError(
-        f"cannot restore an object of type {type(image).__name__}; pass a path, PIL image or array"
-    )
+    """Path / bytes / PIL image / numpy array -> ``H x W x 3`` uint8 RGB (rules: ``facesr.io.as_rgb_array``)."""
+    return as_rgb_array(image, max_pixels=max_pixels)
 
 
 def restore(
