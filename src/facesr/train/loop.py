@@ -323,20 +323,89 @@ def _tuplify(x: Any) -> Any:
     return tuple(_tuplify(v) for v in x) if isinstance(x, (list, tuple)) else x
 
 
+#: The checkpoint before ``last.pt`` is kept under this name, so one bad write never ends a run.
+PREV_CKPT_NAME = "prev.pt"
+#: Checkpoint container format: the torch.save bytes of the state plus their sha256.
+_CKPT_FORMAT = 2
+
+
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
-    """torch.save to a temporary file, renamed on success: a kill leaves the old or the new file."""
+    """Atomic, checksummed save that keeps the previous checkpoint as ``prev.pt`` (issue 17).
+
+    The state is serialised with torch.save, and that byte string is stored with its sha256, so a
+    flipped byte anywhere in the tensors is caught on load instead of resuming silently. The
+    previous ``path`` is first hard-linked (copied where links fail) to ``prev.pt``; then the new
+    file replaces ``path`` atomically (temp file, fsync, rename). A kill at any moment leaves a
+    loadable ``path`` or ``prev.pt``.
+    """
+    import hashlib
+    import io as _io
+    import shutil
+
+    buf = _io.BytesIO()
+    torch.save(state, buf)
+    payload = buf.getbuffer()
+    wrapped = {
+        "facesr_checkpoint": _CKPT_FORMAT,
+        "sha256": hashlib.sha256(payload).hexdigest(),
+        "payload": torch.frombuffer(bytearray(payload), dtype=torch.uint8),
+    }
+    if path.is_file():
+        prev = path.with_name(PREV_CKPT_NAME)
+        with atomic_path(prev) as tmp:
+            tmp.unlink()
+            try:
+                os.link(path, tmp)
+            except OSError:
+                shutil.copyfile(path, tmp)
     with atomic_path(path) as tmp:
-        torch.save(state, tmp)
+        torch.save(wrapped, tmp)
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:
-    """Read a checkpoint with ``weights_only=True`` (tensors and plain values; no code is unpickled)."""
+    """Read a checkpoint with ``weights_only=True`` (no code is unpickled) and verify its sha256."""
+    import hashlib
+    import io as _io
+
     if not path.is_file():
         raise DataError(f"no checkpoint at {path}; is this a training run folder?")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        if isinstance(state, dict) and state.get("facesr_checkpoint") == _CKPT_FORMAT:
+            payload = state["payload"].numpy().tobytes()
+            if hashlib.sha256(payload).hexdigest() != state["sha256"]:
+                raise DataError(f"{path}: checkpoint fails its sha256 check (corrupt file)")
+            inner = _io.BytesIO(payload)
+            state = torch.load(inner, map_location="cpu", weights_only=True)
+        if not isinstance(state, dict):
+            raise TypeError("not a checkpoint dict")
+        return state
+    except DataError:
+        raise
     except Exception as exc:
         raise DataError(f"{path}: unreadable checkpoint ({type(exc).__name__})") from None
+
+
+def load_resume_checkpoint(path: Path) -> dict[str, Any]:
+    """``load_checkpoint(path)``, falling back to ``prev.pt`` when ``path`` is missing or corrupt.
+
+    A corrupt ``path`` is renamed to ``<name>.corrupt`` (kept for inspection, and so the next save
+    does not rotate it over the good previous checkpoint); the fall-back is announced on stderr.
+    """
+    import sys
+
+    prev = path.with_name(PREV_CKPT_NAME)
+    try:
+        return load_checkpoint(path)
+    except DataError as exc:
+        if not prev.is_file():
+            raise
+        why = str(exc)
+    state = load_checkpoint(prev)
+    if path.is_file():
+        os.replace(path, path.with_name(path.name + ".corrupt"))
+    print(f"facesr train: {why}; resuming from {prev.name} (step {state.get('step', '?')})", file=sys.stderr)
+    return state
 
 
 def config_for_resume(run_dir: str | os.PathLike[str], overrides: list[str]) -> TrainConfig:
@@ -344,7 +413,7 @@ def config_for_resume(run_dir: str | os.PathLike[str], overrides: list[str]) -> 
     from facesr.config import apply_overrides
 
     run_dir = Path(run_dir)
-    state = load_checkpoint(run_dir / "ckpt" / CKPT_NAME)
+    state = load_resume_checkpoint(run_dir / "ckpt" / CKPT_NAME)
     import yaml
 
     data = apply_overrides(yaml.safe_load(state["config_yaml"]), overrides)
@@ -538,17 +607,24 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> Path:
     # 5. Resume: every piece of state, then the RNGs last (so nothing above disturbs them).
     start, elapsed_before, images_before = 0, 0.0, 0
     if resume:
-        state = load_checkpoint(ckpt_path)
-        for name, net in recipe.nets.items():
-            net.load_state_dict(state["nets"][name])
-        for name, opt in optimizers.items():
-            opt.load_state_dict(state["optimizers"][name])
-        for name, sched in schedulers.items():
-            sched.load_state_dict(state["schedulers"][name])
-            sched.milestones = Counter(milestones)  # follow the (possibly extended) run.steps
-        if scaler is not None and state.get("scaler"):
-            scaler.load_state_dict(state["scaler"])
-        ema.module.load_state_dict(state["ema"])
+        state = load_resume_checkpoint(ckpt_path)
+        try:  # an override that changes the networks (model.*, recipe.*) cannot continue this run
+            for name, net in recipe.nets.items():
+                net.load_state_dict(state["nets"][name])
+            for name, opt in optimizers.items():
+                opt.load_state_dict(state["optimizers"][name])
+            for name, sched in schedulers.items():
+                sched.load_state_dict(state["schedulers"][name])
+                sched.milestones = Counter(milestones)  # follow the (possibly extended) run.steps
+            if scaler is not None and state.get("scaler"):
+                scaler.load_state_dict(state["scaler"])
+            ema.module.load_state_dict(state["ema"])
+        except (KeyError, RuntimeError, ValueError, TypeError) as exc:
+            what = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
+            raise ConfigError(
+                f"--resume {run_dir}: the checkpoint does not fit the config with these overrides "
+                f"({type(exc).__name__}: {what}); resume with overrides that keep the networks, e.g. run.steps"
+            ) from None
         for name, up in updaters.items():
             up.skipped = int(state.get("skipped", {}).get(name, 0))
         set_rng_state(state["rng"], batcher, ctx)
