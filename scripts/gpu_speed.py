@@ -106,8 +106,8 @@ def main() -> None:
         torch.backends.cudnn.benchmark = True
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
-    from facesr.eval.runner import code_revision, utc_now
     from facesr.paths import benchmarks_dir, prepared_dir
+    from facesr.provenance import code_revision, utc_now
 
     env = {
         "device": torch.cuda.get_device_name(0) if cuda else f"CPU ({os.cpu_count()} cores)",

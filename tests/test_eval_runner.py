@@ -12,9 +12,12 @@ import torch
 
 from facesr.cli import main
 from facesr.errors import DataError, FacesrError
-from facesr.eval.report import PAPER_REFERENCE, generate
-from facesr.eval.runner import EvalSet, evaluate, load_results, quantise, write_result
+from facesr.eval.report import generate
+from facesr.eval.results import load_results, write_result
+from facesr.eval.runner import EvalSet, evaluate
+from facesr.eval.tables import PAPER_REFERENCE
 from facesr.io import write_image
+from facesr.pixels import quantise
 from facesr.zoo import load_model
 
 

@@ -100,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     import torch
 
-    from facesr.eval.runner import code_revision, utc_now
+    from facesr.provenance import code_revision, utc_now
     from facesr.zoo import load_model
 
     torch.set_num_threads(1)

@@ -56,7 +56,7 @@ def _cpu_latency(restorer: Any, lr_u8: Any, n: int, threads: int) -> dict[str, A
     """Median ms per face at batch 1 over the first ``n`` faces, after one warm-up call."""
     import torch
 
-    from facesr.eval.runner import to_tensor
+    from facesr.pixels import to_tensor
 
     torch.set_num_threads(threads)
     faces = [to_tensor(lr_u8[i : i + 1]) for i in range(min(n, len(lr_u8)))]
@@ -124,7 +124,8 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from facesr.errors import FacesrError
-    from facesr.eval.runner import evaluate, load_eval_set, write_result
+    from facesr.eval.results import write_result
+    from facesr.eval.runner import evaluate, load_eval_set
     from facesr.paths import workspace
 
     torch.set_num_threads(args.threads)

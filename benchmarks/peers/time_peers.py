@@ -76,8 +76,10 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     import torch
 
-    from facesr.eval.runner import code_revision, cpu_name, load_eval_set, to_tensor, utc_now
+    from facesr.eval.runner import load_eval_set
     from facesr.paths import benchmarks_dir
+    from facesr.pixels import to_tensor
+    from facesr.provenance import code_revision, cpu_name, utc_now
     from facesr.zoo import load_model
 
     torch.set_num_threads(1)

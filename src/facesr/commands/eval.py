@@ -82,14 +82,9 @@ def eval_cmd(
     import torch
 
     from facesr.errors import FacesrError
-    from facesr.eval.runner import (
-        NO_IDENTITY,
-        evaluate,
-        load_eval_set,
-        markdown_table,
-        row_from_arch,
-        write_result,
-    )
+    from facesr.eval.results import markdown_table, write_result
+    from facesr.eval.runner import NO_IDENTITY, evaluate, load_eval_set
+    from facesr.eval.tables import row_from_arch
     from facesr.paths import workspace
 
     if (model_name is None) == (images is None):
@@ -98,7 +93,8 @@ def eval_cmd(
         raise FacesrError("--images needs --name (the method's name in the results)")
     dev = device or ("cuda" if torch.cuda.is_available() else "cpu")
     if benchmark in CR_BENCHMARKS:  # no frozen folder: genuine faces + prepared UTKFace (docs/cr.md)
-        from facesr.eval.genuine import cr_table, eval_command
+        from facesr.eval.genuine import eval_command
+        from facesr.eval.tables import cr_table
 
         if model_name is None:
             raise FacesrError(f"--benchmark {benchmark} scores a --model (no --images)")

@@ -282,8 +282,8 @@ def run_bench(
     """Measure every model at every scale and write BENCHMARKS.md (+ the raw JSON)."""
     from tqdm import tqdm
 
-    from facesr.eval.runner import code_revision, cpu_name, software, utc_now
     from facesr.io import atomic_write_text
+    from facesr.provenance import code_revision, cpu_name, software, utc_now
 
     for s in scales:
         if s not in (4, 8):

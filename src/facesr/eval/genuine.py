@@ -26,7 +26,7 @@ resampled), and the replicate values are stored (``frd_bootstrap``) with a fixed
 Entry points: ``facesr eval --benchmark genuine-lr|utk-art-x4 --model M --name NAME`` (one method,
 one benchmark) and ``facesr genuine eval --method NAME=M ...`` (several methods, both benchmarks,
 reference embeddings computed once). Both write ``facesr-eval/1`` JSON files named like every other
-benchmark's (:func:`facesr.eval.runner.result_stem`) plus, for genuine-lr, sample strips from which
+benchmark's (:mod:`facesr.eval.results`) plus, for genuine-lr, sample strips from which
 ``facesr report`` builds the grid of genuine inputs and each method's output.
 """
 
@@ -44,10 +44,15 @@ import torch
 import torch.nn.functional as F
 
 from facesr.errors import DataError
+from facesr.eval.results import OUTPUTS, document, write_result
+from facesr.eval.tables import CR_BENCHMARKS
+from facesr.geometry import HR_SIZE
+from facesr.pixels import quantise, round8
+from facesr.pixels import to_tensor as to01
 
-HR = 64
+HR = 64  # CR's HR frame (the 128 template at half size)
 LR = 16
-EMBED = 128
+EMBED = HR_SIZE  # the identity network takes template-aligned 128x128 faces
 SCALE_LEARNED = 4
 DEFINITIONS = {
     "frd": (
@@ -71,11 +76,6 @@ DEFINITIONS = {
     "psnr": "PSNR on RGB in [0,1] at 64x64 vs the UTKFace HR face (artificial LR = bicubic x1/4)",
     "ssim": "SSIM (11x11 Gaussian, sigma 1.5) on RGB at 64x64 vs the UTKFace HR face",
 }
-
-
-def to01(u8: np.ndarray) -> torch.Tensor:
-    """uint8 [N,H,W,3] -> float [N,3,H,W] in [0,1]."""
-    return torch.from_numpy(np.ascontiguousarray(u8)).permute(0, 3, 1, 2).float() / 255.0
 
 
 def up128(x: torch.Tensor) -> torch.Tensor:
@@ -104,14 +104,13 @@ def restore64(restorer: torch.nn.Module, lr16: torch.Tensor, batch: int = 64) ->
             y = F.interpolate(
                 y, size=(HR, HR), mode="bicubic", align_corners=False, antialias=y.shape[-1] > HR
             )
-        outs.append(y.float().clamp(0, 1).mul(255).round().div(255).cpu())
+        outs.append(round8(y).cpu())
     return torch.cat(outs)
 
 
 def bicubic64(lr16: torch.Tensor) -> torch.Tensor:
     """The bicubic x4 baseline at 64 (rounded to 8 bits like every method's output)."""
-    y = F.interpolate(lr16, size=(HR, HR), mode="bicubic", align_corners=False).clamp(0, 1)
-    return y.mul(255).round().div(255)
+    return round8(F.interpolate(lr16, size=(HR, HR), mode="bicubic", align_corners=False))
 
 
 class Embedder:
@@ -173,11 +172,10 @@ def masked_reference(
     for i in range(0, len(rows), 64):
         masked, _ = synth(to01(faces[i : i + 64]), lms[i : i + 64], g)
         out.append(downsample(masked.clamp(0, 1), 2))
-    x = torch.cat(out)
-    return (x.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    return quantise(torch.cat(out))
 
 
-BENCHMARKS = ("genuine-lr", "utk-art-x4")
+BENCHMARKS = CR_BENCHMARKS
 #: Bootstrap over faces for FRD (``facesr-eval/1`` key ``frd_bootstrap``): replicates and seed. The same
 #: seed and set sizes give the same resampled indices for every method, so the replicate values of two
 #: result files form a *paired* bootstrap of their difference (used by ``facesr report``).
@@ -323,10 +321,10 @@ class GenuineBench:
             }
             samples = out[grid_rows(len(out))]
         else:
-            y = to01(self.hr64)
-            from facesr.train.cr import artificial_lr
+            from facesr.data.degrade import downsample
 
-            x_a = artificial_lr(y).clamp(0, 1).mul(255).round().div(255)  # training degradation, 8-bit
+            y = to01(self.hr64)
+            x_a = round8(downsample(y, SCALE_LEARNED))  # the CR training degradation, then 8-bit
             out = run(x_a)
             psnr = create_metric("psnr")(out.double(), y.double())
             ssim = create_metric("ssim")(out.double(), y.double())
@@ -392,79 +390,35 @@ def evaluate_model(
     model: dict[str, Any],
     command: str | None = None,
 ) -> dict[str, Any]:
-    """A full ``facesr-eval/1`` document (plus private ``_samples``) for one method on one CR benchmark."""
-    from facesr.eval.runner import FORMAT, code_revision, hardware, software, utc_now
+    """A full ``facesr-eval/1`` document (plus private ``_strips``) for one method on one CR benchmark.
 
+    The document and the files come from the same code as every other benchmark's
+    (:func:`facesr.eval.results.document`, :func:`facesr.eval.results.write_result`); for genuine-lr the
+    strips are this method's sample outputs and the 16 px inputs enlarged x4 (nearest), from which
+    ``facesr report`` builds the comparison grid.
+    """
     res = bench.run(benchmark, restorer)
     info = {"kind": "facesr", "input": "genuine" if benchmark == "genuine-lr" else "artificial", **model}
     if restorer is not None and "params" not in info:
         info["params"] = int(sum(p.numel() for p in restorer.parameters()))
-    doc = {
-        "format": FORMAT,
-        "model": info,
-        "protocol": bench.protocol(benchmark),
-        "metrics": res["metrics"],
-        **res["extra"],
-        "verification": None,
-        "run": {
-            "code_revision": code_revision(),
-            "date": utc_now(),
-            "wall_time_s": res["wall_s"],
-            "hardware": hardware(torch.device("cpu")),
-            "software": software(),
-            "command": command,
-        },
-        "per_image": res["per_image"],
-    }
-    doc["_samples"] = res["samples"]
-    return doc
-
-
-def write_cr_result(doc: dict[str, Any], out_dir: str | Path, bench: GenuineBench | None = None) -> Path:
-    """``<benchmark>__<name>.json`` (+ ``.md``) in ``out_dir``; for genuine-lr also the sample strips
-    ``samples/genuine-lr__<name>.png`` (64 px outputs) and ``samples/genuine-lr__input.png`` (16 px
-    inputs enlarged x4, nearest) from which ``facesr report`` builds the comparison grid."""
-    from facesr.eval.runner import dumps_result, result_stem
-    from facesr.io import atomic_write_text, write_image
-
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    samples = doc.get("_samples")
-    clean = {k: v for k, v in doc.items() if not k.startswith("_")}
-    stem = result_stem(clean)
-    path = out / f"{stem}.json"
-    atomic_write_text(path, dumps_result(clean))
-    atomic_write_text(out / f"{stem}.md", cr_table([clean]))
-    if samples is not None and clean["protocol"].get("complete", True):
-        sdir = out / "samples"
-        sdir.mkdir(exist_ok=True)
-        strip = (samples.permute(0, 2, 3, 1).numpy() * 255).round().astype(np.uint8)
-        write_image(sdir / f"{stem}.png", np.concatenate(list(strip), axis=0))
-        if bench is not None:
-            rows = clean["protocol"]["sample_rows"]
-            up = [np.kron(bench.gen16[r], np.ones((4, 4, 1), np.uint8)) for r in rows]
-            write_image(sdir / "genuine-lr__input.png", np.concatenate(up, axis=0))
-    return path
-
-
-def cr_table(docs: Sequence[dict[str, Any]]) -> str:
-    """A plain Markdown table of some CR result files (one row per file)."""
-    lines = [
-        "| method | benchmark | FRD | FRD bootstrap SE | FRD vs masked HR | identity vs bicubic input | PSNR dB | SSIM |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    for d in docs:
-        m = d["metrics"]
-
-        def f(key: str, fmt: str, m: dict[str, Any] = m) -> str:
-            return "–" if m.get(key) is None else fmt.format(m[key])
-
-        lines.append(
-            f"| {d['model'].get('label') or d['model']['name']} | {d['protocol']['benchmark']} | "
-            f"{f('frd', '{:.4f}')} | {f('frd_se', '{:.4f}')} | {f('frd_masked_ref', '{:.4f}')} | "
-            f"{f('identity_vs_bicubic_input', '{:.4f}')} | {f('psnr', '{:.2f}')} | {f('ssim', '{:.4f}')} |"
-        )
-    return "\n".join(lines) + "\n"
+    protocol = bench.protocol(benchmark)
+    doc = document(
+        model=info,
+        protocol=protocol,
+        metrics=res["metrics"],
+        extra=res["extra"],
+        per_image=res["per_image"],
+        wall_time_s=res["wall_s"],
+        device="cpu",
+        command=command,
+    )
+    strips: dict[str, np.ndarray] = {}
+    if res["samples"] is not None and protocol.get("complete", True):
+        strips[OUTPUTS] = np.concatenate(list(quantise(res["samples"])), axis=0)
+        rows = protocol["sample_rows"]
+        up = [np.kron(bench.gen16[r], np.ones((SCALE_LEARNED, SCALE_LEARNED, 1), np.uint8)) for r in rows]
+        strips["input"] = np.concatenate(up, axis=0)
+    return {**doc, "_strips": strips}
 
 
 def eval_command(
@@ -482,6 +436,7 @@ def eval_command(
 ) -> tuple[Path, dict[str, Any]]:
     """``facesr eval --benchmark genuine-lr|utk-art-x4``: one method on one CR benchmark, from the
     workspace's genuine set (``facesr genuine build``) and prepared UTKFace set (``facesr prepare``)."""
+    from facesr.paths import cache_dir as user_cache
     from facesr.paths import prepared_dir, workspace
     from facesr.zoo import load_model, sha256_file
 
@@ -492,7 +447,7 @@ def eval_command(
         limit=limit,
         # the masked reference needs the 128 px faces and their landmarks (absent from minimal sets)
         masked_ref=(prep / "faces128.npy").is_file() and (prep / "landmarks128.npy").is_file(),
-        cache_dir=workspace() / "cache" / "eval",
+        cache_dir=user_cache("eval"),
     )
     restorer = None
     model: dict[str, Any] = {}
@@ -510,7 +465,7 @@ def eval_command(
     if notes:
         model["notes"] = notes
     doc = evaluate_model(bench, benchmark, restorer, model, command)
-    return write_cr_result(doc, out_dir, bench), doc
+    return write_result(doc, out_dir), doc
 
 
 def run_genuine_eval(
@@ -551,5 +506,5 @@ def run_genuine_eval(
             model.update({"arch": meta.get("facesr.arch", ""), "arch_args": meta.get("facesr.args", "")})
         for benchmark in BENCHMARKS:
             doc = evaluate_model(bench, benchmark, restorer, model, command)
-            paths.append(write_cr_result(doc, out_dir, bench))
+            paths.append(write_result(doc, out_dir))
     return paths

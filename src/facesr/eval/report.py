@@ -10,7 +10,6 @@ give a byte-identical RESULTS.md (a test checks this).
 
 from __future__ import annotations
 
-import math
 import os
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,15 @@ from typing import Any
 import numpy as np
 
 from facesr.errors import FacesrError
+from facesr.eval.tables import (
+    CR_BENCHMARKS,
+    PAPER_SOURCE,
+    fmt_value,
+    format_rows,
+    input_label,
+    method_label,
+    sort_key,
+)
 
 #: Benchmarks in table order, with their headings.
 TITLES = {
@@ -26,89 +34,13 @@ TITLES = {
     "celeba10k-x4": "CelebA-10k x4 (32x32 masked LR -> 128x128, cross-data set, never trained on)",
     "celeba10k-x8": "CelebA-10k x8 (16x16 masked LR -> 128x128, cross-data set, never trained on)",
 }
-ROW_ORDER = ("bicubic", "sr-only", "two-stage", "jdsr-lite", "jdsr-paper")
-#: The JDSR-GAN paper's own headline numbers (CelebA test set, its own masks): quoted, not measured.
-PAPER_REFERENCE = {
-    4: {"psnr": 29.18, "ssim": 0.8553},
-    8: {"psnr": 26.45, "ssim": 0.7633},
-}
-PAPER_SOURCE = (
-    "JDSR-GAN paper's own CelebA test numbers, quoted from `../shared/research/papers.md` "
-    "section 1.7 [SECONDARY J3]; colour space unstated in the paper"
-)
-COLUMNS = (  # key, header, format
-    ("psnr", "PSNR dB", "{:.2f}"),
-    ("ssim", "SSIM", "{:.4f}"),
-    ("psnr_y", "PSNR-Y dB", "{:.2f}"),
-    ("ssim_y", "SSIM-Y", "{:.4f}"),
-    ("identity", "identity cos", "{:.4f}"),
-    ("frd", "FRD", "{:.4f}"),
-)
 GRID_FACES = 4  # rows of the comparison grid (keeps each PNG well under 1 MB)
-#: Characteristic Regularisation benchmarks: one section of their own (no ground truth on genuine-lr)
-CR_BENCHMARKS = ("genuine-lr", "utk-art-x4")
+#: Characteristic Regularisation benchmarks (tables.CR_BENCHMARKS) get a section of their own (no ground
+#: truth on genuine-lr).
 CR_ROW_ORDER = ("bicubic-x4", "bicubic", "sr-only", "cycle", "cr")
 CR_REFERENCE = "sr-only"  # FRD differences are reported relative to this method (the issue's target)
 CR_CYCLE = "cycle"  # ... and to the cycle-style baseline (the issue's second FRD target)
 LABEL_H = 14
-
-
-def _fmt(value: Any, fmt: str) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "–"
-    return fmt.format(value)
-
-
-def _method(doc: dict[str, Any]) -> str:
-    m = doc["model"]
-    label = m.get("label") or m["name"]
-    if m.get("kind") == "peer":
-        label = f"{label} (peer)"
-    return label
-
-
-def _input(doc: dict[str, Any]) -> str:
-    return "masked LR" if doc["model"].get("input", "masked") == "masked" else "unmasked LR (best case)"
-
-
-def sort_key(doc: dict[str, Any]) -> tuple[Any, ...]:
-    """Fixed row order: our rows in ROW_ORDER, then other facesr models, then peers; by name."""
-    m = doc["model"]
-    row = m.get("row", m["name"])
-    kind_rank = {"baseline": 0, "facesr": 0, "peer": 2}.get(m.get("kind", "facesr"), 1)
-    order = ROW_ORDER.index(row) if row in ROW_ORDER else len(ROW_ORDER)
-    input_rank = 0 if m.get("input", "masked") == "masked" else 1  # the task first, the best case second
-    return (kind_rank, order, str(m["name"]), input_rank, doc.get("_file", ""))
-
-
-def format_rows(docs: list[dict[str, Any]], scale: int | None = None, reference: bool = False) -> str:
-    """Markdown table of mean metrics, one row per result (plus the paper's reference row)."""
-    head = ["method", "input", *[c[1] for c in COLUMNS], "faces"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for doc in sorted(docs, key=sort_key):
-        met = doc["metrics"]
-        cells = [
-            _method(doc),
-            _input(doc),
-            *[_fmt(met.get(k), f) for k, _, f in COLUMNS],
-            str(doc["protocol"]["n_faces"]),
-        ]
-        lines.append("| " + " | ".join(cells) + " |")
-    if reference and scale in PAPER_REFERENCE:
-        ref = PAPER_REFERENCE[scale]
-        cells = [
-            "JDSR-GAN (paper) — **different data set** (CelebA test, paper's masks)¹",
-            "masked LR",
-            _fmt(ref["psnr"], "{:.2f}"),
-            _fmt(ref["ssim"], "{:.4f}"),
-            "–",
-            "–",
-            "–",
-            "–",
-            "–",
-        ]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
 
 
 def _verification_table(docs: list[dict[str, Any]]) -> str:
@@ -128,7 +60,7 @@ def _verification_table(docs: list[dict[str, Any]]) -> str:
     lines.append(f"| clean HR (ceiling) | – | {v0['tar_at_far']:.2%} | {v0['eer']:.2%} |")
     for d in withv:
         v = d["verification"]["restored_vs_hr"]
-        lines.append(f"| {_method(d)} | {_input(d)} | {v['tar_at_far']:.2%} | {v['eer']:.2%} |")
+        lines.append(f"| {method_label(d)} | {input_label(d)} | {v['tar_at_far']:.2%} | {v['eer']:.2%} |")
     return "\n".join(lines) + "\n"
 
 
@@ -281,10 +213,10 @@ def cr_section(by_bench: dict[str, list[dict[str, Any]]], grid: str | None) -> l
             vs_cycle = "(reference)"
         label = ((g or a) or {})["model"].get("label") or name
         out.append(
-            f"| {label} | {_fmt(gm.get('frd'), '{:.4f}')} | "
-            f"{_fmt(gm.get('frd_se'), '{:.4f}')} | {change} | {vs_cycle} | "
-            f"{_fmt(gm.get('frd_masked_ref'), '{:.4f}')} | {_fmt(gm.get('identity_vs_bicubic_input'), '{:.4f}')} | "
-            f"{_fmt(am.get('psnr'), '{:.2f}')} | {_fmt(am.get('ssim'), '{:.4f}')} |"
+            f"| {label} | {fmt_value(gm.get('frd'), '{:.4f}')} | "
+            f"{fmt_value(gm.get('frd_se'), '{:.4f}')} | {change} | {vs_cycle} | "
+            f"{fmt_value(gm.get('frd_masked_ref'), '{:.4f}')} | {fmt_value(gm.get('identity_vs_bicubic_input'), '{:.4f}')} | "
+            f"{fmt_value(am.get('psnr'), '{:.2f}')} | {fmt_value(am.get('ssim'), '{:.4f}')} |"
         )
     out.append("")
     if grid:
@@ -379,7 +311,7 @@ def generate(
     grid_dir: str | os.PathLike[str] | None = "docs/img",
 ) -> tuple[Path, list[Path]]:
     """Write RESULTS.md (and the grid PNGs when ``grid_dir``) from ``results_dir``."""
-    from facesr.eval.runner import load_results
+    from facesr.eval.results import load_results
     from facesr.io import atomic_write_text, write_image
 
     docs = drop_superseded(load_results(results_dir))

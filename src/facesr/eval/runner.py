@@ -15,13 +15,8 @@ and peers (general-purpose SR systems run by ``benchmarks/peers/``) are scored i
 
 from __future__ import annotations
 
-import datetime as _dt
 import hashlib
-import json
 import os
-import platform
-import re
-import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -32,9 +27,11 @@ import numpy as np
 import torch
 
 from facesr.errors import DataError, FacesrError
+from facesr.eval.results import OUTPUTS, document
+from facesr.eval.tables import row_key
+from facesr.geometry import HR_SIZE
+from facesr.pixels import quantise, to_tensor
 
-FORMAT = "facesr-eval/1"
-HR_SIZE = 128
 #: Benchmarks `facesr eval` knows: name -> (frozen set folder name, scale).
 BENCHMARKS: dict[str, tuple[str, int]] = {
     "utk-mask-x4": ("utk-mask-x4", 4),
@@ -46,8 +43,6 @@ BENCHMARKS: dict[str, tuple[str, int]] = {
 N_SAMPLES = 6
 SAMPLE_SEED = 0
 PAIR_METRICS = ("psnr", "ssim", "psnr_y", "ssim_y")
-#: Row order in tables; model names are matched on these prefixes after dropping "-x4"/"-x8".
-ROW_ORDER = ("bicubic", "sr-only", "two-stage", "jdsr-lite", "jdsr-paper")
 
 
 @dataclass
@@ -131,108 +126,8 @@ def load_eval_set(name: str, root: str | os.PathLike[str] | None = None) -> Eval
 
 
 # ---------------------------------------------------------------------------------------------
-# provenance
-# ---------------------------------------------------------------------------------------------
-
-
-def code_revision() -> str:
-    """``git describe --always --dirty`` of the source tree, or ``unknown`` without git."""
-    here = Path(__file__).resolve().parent
-    try:
-        out = subprocess.run(
-            ["git", "describe", "--always", "--dirty", "--tags"],
-            cwd=here,
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=False,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    return out.stdout.strip() if out.returncode == 0 and out.stdout.strip() else "unknown"
-
-
-def cpu_name() -> str:
-    """CPU model string (Linux /proc/cpuinfo, else platform.processor())."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.lower().startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def hardware(device: torch.device) -> dict[str, Any]:
-    """What the run ran on: CPU model and core count, GPU name when one was used."""
-    info: dict[str, Any] = {
-        "cpu": cpu_name(),
-        "cpu_count": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "device": str(device),
-    }
-    if device.type == "cuda" and torch.cuda.is_available():
-        info["gpu"] = torch.cuda.get_device_name(device)
-    return info
-
-
-def software() -> dict[str, str]:
-    import sys
-
-    return {
-        "python": sys.version.split()[0],
-        "torch": torch.__version__,
-        "numpy": np.__version__,
-        "platform": platform.platform(),
-    }
-
-
-def utc_now() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
-
-
-# ---------------------------------------------------------------------------------------------
 # the evaluation proper
 # ---------------------------------------------------------------------------------------------
-
-
-def row_key(model_name: str) -> str:
-    """Table row family of a model name: ``jdsr-lite-x4`` -> ``jdsr-lite``; unknown names unchanged."""
-    base = re.sub(r"-x[248]$", "", model_name)
-    for key in ROW_ORDER:
-        if base == key or base.startswith(key + "-"):
-            return key
-    return base
-
-
-def row_from_arch(model_name: str, arch: str, args_json: str) -> str:
-    """Table row family from a weights file's architecture metadata, falling back to the name."""
-    try:
-        size = json.loads(args_json or "{}").get("size", "lite")
-    except (ValueError, AttributeError):
-        size = "lite"
-    family = {"jdsr": f"jdsr-{size}", "jdsr_sr_only": "sr-only", "jdsr_two_stage": "two-stage"}.get(arch)
-    return family if family in ROW_ORDER else row_key(model_name)
-
-
-def to_tensor(batch_u8: np.ndarray) -> torch.Tensor:
-    """uint8 [B, H, W, 3] -> float32 [B, 3, H, W] in [0, 1]."""
-    return torch.from_numpy(np.ascontiguousarray(batch_u8)).permute(0, 3, 1, 2).float().div_(255.0)
-
-
-def quantise(img01: torch.Tensor) -> np.ndarray:
-    """float [B, 3, H, W] in [0, 1] -> uint8 [B, H, W, 3], rounded as PNG saving does."""
-    return (
-        img01.detach()
-        .float()
-        .clamp(0, 1)
-        .mul(255.0)
-        .round()
-        .to(torch.uint8)
-        .permute(0, 2, 3, 1)
-        .cpu()
-        .numpy()
-    )
 
 
 class _NoIdentity:
@@ -449,7 +344,8 @@ def evaluate(
 
     ``model`` describes what is scored: at least ``name``; ``kind`` is ``baseline`` | ``facesr`` |
     ``peer``; a peer adds ``source`` / ``licence`` / ``notes``. The return value is the full
-    ``facesr-eval/1`` document plus a private ``_samples`` entry (dropped by :func:`write_result`).
+    ``facesr-eval/1`` document plus the private ``_strips`` of sample faces (written, then dropped, by
+    :func:`facesr.eval.results.write_result`).
     """
     if (restorer is None) == (images is None):
         raise FacesrError("evaluate needs exactly one of a restorer or an images folder")
@@ -487,26 +383,38 @@ def evaluate(
     if restorer is not None and "params" not in info:
         info["params"] = int(sum(p.numel() for p in restorer.parameters()))
     return {
-        "format": FORMAT,
-        "model": info,
-        "protocol": protocol(evalset, input_kind, scored["metric_definitions"], scored["n"]),
-        "metrics": scored["metrics"],
-        "verification": scored["verification"],
-        "run": {
-            "code_revision": code_revision(),
-            "date": utc_now(),
-            "wall_time_s": round(wall, 3),
-            "faces_per_s": round(scored["n"] / wall, 3) if wall > 0 else None,
-            "batch_size": batch_size,
-            "hardware": hardware(dev),
-            "software": software(),
-            "command": command,
-            "hr_embeddings": "cached" if cached is not None else "computed",
-        },
-        "per_image": scored["per_image"],
-        "_samples": scored["samples"],
-        "_evalset": evalset,
+        **document(
+            model=info,
+            protocol=protocol(evalset, input_kind, scored["metric_definitions"], scored["n"]),
+            metrics=scored["metrics"],
+            verification=scored["verification"],
+            per_image=scored["per_image"],
+            wall_time_s=round(wall, 3),
+            run={
+                "faces_per_s": round(scored["n"] / wall, 3) if wall > 0 else None,
+                "batch_size": batch_size,
+            },
+            device=dev,
+            command=command,
+            hr_embeddings="cached" if cached is not None else "computed",
+        ),
+        "_strips": sample_strips(evalset, scored["samples"], input_kind),
     }
+
+
+def sample_strips(evalset: EvalSet, samples: dict[int, np.ndarray], input_kind: str) -> dict[str, np.ndarray]:
+    """The grid's strips (see :func:`facesr.eval.results.write_result`): this method's outputs, the
+    inputs enlarged by pixel repetition, the ground truth; none unless every sample face was scored."""
+    rows = evalset.sample_indices()
+    if not samples or not all(r in samples for r in rows):
+        return {}
+    strips = {OUTPUTS: np.concatenate([samples[r] for r in rows], axis=0)}
+    lr = evalset.lr if input_kind == "masked" else evalset.lr_clean
+    if lr is not None:
+        up = [np.kron(lr[r], np.ones((evalset.scale, evalset.scale, 1), np.uint8)) for r in rows]
+        strips["input" if input_kind == "masked" else "input_clean"] = np.concatenate(up, axis=0)
+    strips["gt"] = np.concatenate([evalset.hr[r] for r in rows], axis=0)
+    return strips
 
 
 def _hr_cache_path(evalset: EvalSet, cache_dir: Any, face_id: Any) -> Path | None:
@@ -547,78 +455,3 @@ def _save_hr_cache(path: Path, emb: torch.Tensor, rows: np.ndarray) -> None:
     np.save(buf, full, allow_pickle=False)
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(path, buf.getvalue())
-
-
-def result_stem(result: dict[str, Any]) -> str:
-    """File stem ``<benchmark>__<model>[__clean][__partial<N>]``: one file per benchmark, model and input.
-
-    Partial runs (``--limit``) get their own name so a smoke test never overwrites a complete result.
-    """
-    name = re.sub(r"[^A-Za-z0-9._-]+", "_", str(result["model"]["name"]))
-    stem = f"{result['protocol']['benchmark']}__{name}"
-    stem += "__clean" if result["model"].get("input") == "clean" else ""
-    if not result["protocol"].get("complete", True):
-        stem += f"__partial{result['protocol']['n_faces']}"
-    return stem
-
-
-def markdown_table(results: list[dict[str, Any]]) -> str:
-    """A plain Markdown table of the mean metrics of some results (no reference rows)."""
-    from facesr.eval.report import format_rows
-
-    return format_rows(results)
-
-
-def dumps_result(doc: dict[str, Any]) -> str:
-    """JSON text of a result: indented, except one line per face in ``per_image`` (keeps files small)."""
-    rest = {k: v for k, v in doc.items() if k != "per_image"}
-    head = json.dumps(rest, indent=1, allow_nan=False)[:-2]  # drop the closing "\n}"
-    rows = ",\n".join("  " + json.dumps(r, allow_nan=False) for r in doc.get("per_image", []))
-    return f'{head},\n "per_image": [\n{rows}\n ]\n}}\n'
-
-
-def write_result(result: dict[str, Any], out_dir: str | os.PathLike[str]) -> Path:
-    """Write ``<stem>.json``, ``<stem>.md`` and the sample strips; returns the JSON path."""
-    from facesr.io import atomic_write_text, write_image
-
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    samples: dict[int, np.ndarray] = result.get("_samples", {})
-    evalset: EvalSet | None = result.get("_evalset")
-    doc = {k: v for k, v in result.items() if not k.startswith("_")}
-    stem = result_stem(result)
-    path = out / f"{stem}.json"
-    atomic_write_text(path, dumps_result(doc))
-    atomic_write_text(out / f"{stem}.md", markdown_table([doc]))
-    rows = doc["protocol"]["sample_rows"]
-    if samples and all(r in samples for r in rows):
-        sdir = out / "samples"
-        sdir.mkdir(exist_ok=True)
-        write_image(sdir / f"{stem}.png", np.concatenate([samples[r] for r in rows], axis=0))
-        if evalset is not None:
-            bench = doc["protocol"]["benchmark"]
-            lr = evalset.lr if doc["model"].get("input") == "masked" else evalset.lr_clean
-            if lr is not None:
-                up = [np.kron(lr[r], np.ones((evalset.scale, evalset.scale, 1), np.uint8)) for r in rows]
-                tag = "input" if doc["model"].get("input") == "masked" else "input_clean"
-                write_image(sdir / f"{bench}__{tag}.png", np.concatenate(up, axis=0))
-            write_image(sdir / f"{bench}__gt.png", np.concatenate([evalset.hr[r] for r in rows], axis=0))
-    return path
-
-
-def load_results(results_dir: str | os.PathLike[str]) -> list[dict[str, Any]]:
-    """All ``facesr-eval/1`` JSON files of a folder, sorted by file name; others are an error."""
-    folder = Path(results_dir)
-    if not folder.is_dir():
-        raise FacesrError(f"results folder {str(folder)!r} not found")
-    docs = []
-    for p in sorted(folder.glob("*.json")):
-        try:
-            doc = json.loads(p.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise FacesrError(f"{p}: not a readable JSON result ({exc})") from None
-        if not isinstance(doc, dict) or doc.get("format") != FORMAT:
-            raise FacesrError(f"{p}: not a {FORMAT} result file")
-        doc["_file"] = p.name
-        docs.append(doc)
-    return docs
