@@ -8,22 +8,31 @@ import torch.nn.functional as F
 
 from facesr.geometry import template
 from facesr.restoration.pipeline import (
-    X8_EYE_THRESHOLD,
+    MAX_REDUCE,
     align_face,
-    choose_scale,
+    choose_lr_size,
     colour_match,
+    native_frame,
     paste_back,
     paste_region,
     to_tensor,
 )
 
 
-def test_scale_rule_threshold_between_the_two_frames() -> None:
-    eye16 = np.linalg.norm(template(16)[1] - template(16)[0])
-    eye32 = np.linalg.norm(template(32)[1] - template(32)[0])
-    assert eye16 < X8_EYE_THRESHOLD < eye32
-    assert choose_scale(eye16) == 8 and choose_scale(X8_EYE_THRESHOLD) == 8
-    assert choose_scale(X8_EYE_THRESHOLD + 0.01) == 4 and choose_scale(eye32) == 4
+def test_native_frame_is_the_template_frame_side_in_the_photo() -> None:
+    for side in (16.0, 37.5, 200.0):
+        lm = template(128) * side / 128 + [10.0, 20.0]
+        assert abs(native_frame(lm) - side) < 1e-6 * side + 1e-3
+
+
+def test_each_face_goes_to_the_largest_input_that_does_not_enlarge_it() -> None:
+    sizes = [16, 32, 64]
+    assert choose_lr_size(10, sizes) == 16  # smaller than every input: the smallest
+    assert choose_lr_size(20, sizes) == 16 and choose_lr_size(31, sizes) == 32  # 10 % tolerance
+    assert choose_lr_size(40, sizes) == 32 and choose_lr_size(63, sizes) == 64
+    assert choose_lr_size(64 * MAX_REDUCE, sizes) == 64
+    assert choose_lr_size(64 * MAX_REDUCE + 1, sizes) is None  # too large for every model: kept
+    assert choose_lr_size(40, [16, 32]) == 32 and choose_lr_size(46, [16, 32]) is None
 
 
 def test_align_of_an_aligned_face_is_the_antialiased_downsample() -> None:

@@ -1,8 +1,9 @@
 """`facesr restore` (whole photos or aligned crops) and `facesr models` (the zoo).
 
 Heavy imports (torch, the pipeline) happen inside the command bodies so `facesr --help` is fast.
-Exit status: 0 all files done, 1 some file failed (each with a one-line reason in the output and
-the report), 2 usage / user error (bad option, unwritable output folder, unknown model).
+Exit status: 0 all files done, 1 some file failed (unreadable input or write error, each with a
+one-line reason in the output and the report), 2 usage / user error (bad option, unwritable
+output folder, unknown model). A readable photo always gives an output, even with no face in it.
 """
 
 from __future__ import annotations
@@ -94,11 +95,28 @@ def _compare_image(before, after):  # type: ignore[no-untyped-def]
     type=click.Path(path_type=Path),
     help="Output folder (created if needed); results are PNG files plus report.json.",
 )
-@click.option("--aligned", is_flag=True, help="Inputs are already aligned face crops (template framing).")
+@click.option(
+    "--upscale",
+    type=click.Choice(["1", "2", "4", "8"]),
+    default=None,
+    help="Output photo N times larger (default 2; with --aligned: the model's 128 px frame).",
+)
+@click.option(
+    "--bg-upsampler",
+    default="bicubic",
+    show_default=True,
+    help="Background upsampler for --upscale: bicubic, or a zoo general-SR model (e.g. rlfn-x4), run tiled.",
+)
+@click.option(
+    "--aligned",
+    is_flag=True,
+    help="Inputs are template-framed face crops (checked: others are restored as photos, larger ones kept).",
+)
 @click.option(
     "--model",
     default=None,
-    help="auto (default: jdsr-lite-x4/x8 by face size), bicubic, a zoo name (e.g. cr-x4) or a .safetensors path.",
+    help="auto (default: per face, the model whose input is closest to the face's size), bicubic, "
+    "a zoo name (e.g. cr-x4) or a .safetensors path.",
 )
 @click.option(
     "--device", type=click.Choice(["auto", "cpu", "cuda", "mps"]), default="auto", show_default=True
@@ -132,6 +150,8 @@ def _compare_image(before, after):  # type: ignore[no-untyped-def]
 def restore_cmd(
     inputs: tuple[str, ...],
     output: Path,
+    upscale: str | None,
+    bg_upsampler: str,
     aligned: bool,
     model: str | None,
     device: str,
@@ -150,13 +170,14 @@ def restore_cmd(
 
     from facesr.errors import FacesrError, ModelError
     from facesr.io import MAX_PIXELS, write_image
-    from facesr.restoration.api import resolve_device, restore
+    from facesr.restoration.api import background_upsampler, resolve_device, restore
     from facesr.restoration.detect import DetectOptions
     from facesr.restoration.engine import resolve_engine
     from facesr.restoration.report import RunReport
 
     dev = resolve_device(device)  # an unavailable device is a usage error before any work
     engine = resolve_engine(engine, dev, precision)  # likewise an unusable --engine ort
+    background_upsampler(bg_upsampler, dev)  # an unknown or unusable upsampler: exit 2 before any work
     _check_output_dir(output)
     files = _expand_inputs(inputs)
     if not files:
@@ -171,6 +192,8 @@ def restore_cmd(
             "engine": engine,
             "batch_size": batch_size,
             "aligned": aligned,
+            "upscale": int(upscale) if upscale else "default",
+            "bg_upsampler": bg_upsampler,
             "max_pixels": limit,
             "min_face": detect.min_size,
             "output": str(output),
@@ -204,6 +227,8 @@ def restore_cmd(
                     engine=engine,
                     batch_size=batch_size,
                     aligned=aligned,
+                    upscale=int(upscale) if upscale else None,
+                    bg_upsampler=bg_upsampler,
                     detect=detect,
                     max_pixels=limit,
                     keep_faces=save_faces or compare,
@@ -220,15 +245,8 @@ def restore_cmd(
                 click.echo(f"facesr: warning: {w}", err=True)
             report.warn(w)
         faces_json = [f.to_json() for f in res.faces]
-        if not res.restored:
-            why = (
-                "no face found"
-                if not res.faces
-                else "no face could be restored (" + "; ".join(f.reason for f in res.faces[:3]) + ")"
-            )
-            report.add_failed(path, f"{path}: {why}", faces=faces_json, timings=res.timings)
-            click.echo(f"facesr: failed: {path}: {why}", err=True)
-            continue
+        for note in res.notes:
+            click.echo(f"facesr: note: {path}: {note}", err=True)
         try:
             write_image(out_path, res.image)
             extra: list[str] = []
@@ -254,7 +272,16 @@ def restore_cmd(
             report.add_failed(path, reason, faces=faces_json, timings=res.timings)
             click.echo(f"facesr: failed: {reason}", err=True)
             continue
-        report.add_ok(path, out_path, faces_json, res.timings, extra)
+        report.add_ok(
+            path,
+            out_path,
+            faces_json,
+            res.timings,
+            extra,
+            upscale=res.upscale,
+            size=[int(res.image.shape[1]), int(res.image.shape[0])],
+            notes=res.notes,
+        )
     report_path = output / "report.json"
     report.write(report_path)
     click.echo(f"facesr restore: {report.summary()}; report: {report_path}")

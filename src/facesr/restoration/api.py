@@ -3,6 +3,13 @@
 Why one function: the CLI, the demo and library users must get byte-identical results, so the
 CLI is a thin loop around :func:`restore` (reading files, writing outputs and the report).
 Models and the detector are cached per process, so calling it on many photos loads them once.
+
+What happens to a photo (docs/restore.md): detect faces on a padded copy; for each face, pick
+the model whose input is closest to the face's own size (:func:`~facesr.restoration.pipeline.choose_lr_size`),
+read whether it wears a mask from the denoiser's noise map, restore it, and check that the
+result, reduced back to the input's size, still agrees with the input outside the mask (else
+the face is kept). The whole photo is enlarged ``upscale`` times by the background upsampler
+and every restored face is pasted at that resolution. Every readable photo gives an image.
 """
 
 from __future__ import annotations
@@ -15,33 +22,64 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
-from facesr.errors import FacesrError, ImageReadError, ModelError
+from facesr.errors import FacesrError, ModelError
+from facesr.geometry import HR_SIZE, template
 from facesr.io import MAX_PIXELS, as_rgb_array
+from facesr.restoration import mask as maskmod
+from facesr.restoration.background import BICUBIC, BackgroundUpsampler, network_factor, resize
 from facesr.restoration.detect import DetectOptions, Face, detect_faces
 from facesr.restoration.pipeline import (
+    MAX_REDUCE,
     align_face,
-    choose_scale,
+    choose_lr_size,
     colour_match,
+    is_gray,
+    native_frame,
     paste_back,
     run_model,
+    scale_landmarks,
+    to_gray,
     to_tensor,
 )
 
-#: Shipped JDSR models used by default for masked faces (when installed), by scale.
+#: The face models of ``model="auto"``, by scale (input = 128 / scale px). Read, never copied:
+#: the per-face choice works on whatever scales are listed here.
 DEFAULT_MODELS = {4: "jdsr-lite-x4", 8: "jdsr-lite-x8"}
 PRECISIONS = ("fp32", "bf16", "fp16")
+#: ``upscale`` values; the default 2 is GFPGAN's: a 20 px face becomes 40 px, where restored
+#: detail shows, while the output stays 4x the input's pixels (x4 is 16x: a 12 MP photo would
+#: become 190 MP) and the bicubic background costs ~0.1 s per 1080p photo (docs/restore.md).
+UPSCALES = (1, 2, 4, 8)
+DEFAULT_UPSCALE = 2
+#: Do no harm: a restored face, reduced back to its input frame, whose mean absolute difference
+#: (0-1) from the input outside the lower face (where a mask may have been removed) is above
+#: this is not pasted (benchmarks/restore_checks.py, docs/restore.md).
+MAX_DISAGREEMENT = 0.08
+#: ``aligned=True``: a crop whose detected landmarks are further than this (RMS, in eye
+#: distances) from the template is not template-framed and is restored as a photo instead.
+MAX_ALIGNED_ERROR = 0.2
 
 
 @dataclass
 class FaceResult:
-    """One face: where it is, what happened to it, and (if restored) its aligned input and output."""
+    """One face: where it is, what happened to it, and (if restored) its aligned input and output.
+
+    ``status``: restored | kept (the background upsampler's pixels: too large for every model, or
+    the restoration disagreed with the input) | skipped (not restorable: low score, too small,
+    not a face, too blurred). ``mask``: whether the face wears a mask (None: no noise-map model).
+    """
 
     face: Face
     model: str = ""
     scale: int = 0
     lr: np.ndarray | None = None  # aligned model input, uint8 lr x lr x 3
     sr: np.ndarray | None = None  # restored face, uint8 128 x 128 x 3
+    mask: bool | None = None
+    mask_score: float | None = None
+    native: float = 0.0  # side of the face's 128 template frame in the input photo (px)
+    disagreement: float | None = None
 
     @property
     def status(self) -> str:
@@ -53,23 +91,36 @@ class FaceResult:
 
     def to_json(self) -> dict[str, Any]:
         out = self.face.to_json()
+        out["native_px"] = round(self.native, 1)
         if self.model:
             out.update(model=self.model, scale=self.scale)
+        out["mask"] = self.mask
+        if self.mask_score is not None:
+            out["mask_score"] = round(self.mask_score, 3)
+        if self.disagreement is not None:
+            out["disagreement"] = round(self.disagreement, 4)
         return out
 
 
 @dataclass
 class RestoreResult:
-    """The restored photo (uint8 RGB) and the per-face results; ``timings`` in seconds."""
+    """The restored photo (uint8 RGB, ``upscale`` times the input) and the per-face results."""
 
     image: np.ndarray
     faces: list[FaceResult]
     timings: dict[str, float] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    upscale: int = 1
+    background: str = BICUBIC
+    notes: list[str] = field(default_factory=list)  # what was done instead (aligned fallback, ...)
 
     @property
     def restored(self) -> list[FaceResult]:
         return [f for f in self.faces if f.status == "restored"]
+
+    @property
+    def kept(self) -> list[FaceResult]:
+        return [f for f in self.faces if f.status == "kept"]
 
     @property
     def skipped(self) -> list[FaceResult]:
@@ -117,8 +168,15 @@ def _cached_detector(device: str) -> Any:
     return load_mtcnn(device)
 
 
+@lru_cache(maxsize=8)
+def _bicubic(scale: int) -> torch.nn.Module:
+    from facesr.zoo import Bicubic, Restorer
+
+    return Restorer(Bicubic(scale), name=f"bicubic-x{scale}", scale=scale)
+
+
 class ModelPicker:
-    """Which model restores a face of a given scale; loads lazily and records fallbacks once."""
+    """Which models can restore a face, by input size; loads lazily and records fallbacks once."""
 
     def __init__(self, model: str | None, device: torch.device, engine: str = "torch") -> None:
         self.model = None if model in (None, "", "auto") else str(model)
@@ -126,33 +184,161 @@ class ModelPicker:
         self.engine = engine  # "torch" or "ort" (already resolved, see facesr.restoration.engine)
         self.warnings: list[str] = []
 
-    def name_for(self, scale: int) -> tuple[str, int | None]:
-        if self.model is None:
-            name = DEFAULT_MODELS[scale]
-            if model_installed(name):
-                return name, scale
-            msg = f"{name} is not installed; using bicubic-x{scale} for x{scale} faces"
-            if msg not in self.warnings:
-                self.warnings.append(msg)
-                warnings.warn(msg, UserWarning, stacklevel=3)
-            return f"bicubic-x{scale}", scale
-        if self.model == "bicubic":
-            return f"bicubic-x{scale}", scale
-        return self.model, None
+    def _warn(self, msg: str) -> None:
+        if msg not in self.warnings:
+            self.warnings.append(msg)
+            warnings.warn(msg, UserWarning, stacklevel=4)
 
-    def fixed(self) -> torch.nn.Module | None:
-        """The one model every face goes to when ``--model`` names one (else None)."""
-        if self.model is None or self.model == "bicubic":
-            return None
-        return self.get(self.model, None)
+    def candidates(self) -> dict[int, tuple[str, int | None]]:
+        """``{input px: (model name, scale)}`` of every model a face may go to."""
+        if self.model is None:
+            out = {}
+            for scale, name in sorted(DEFAULT_MODELS.items()):
+                if not model_installed(name):
+                    self._warn(f"{name} is not installed; using bicubic-x{scale} for x{scale} faces")
+                    name = f"bicubic-x{scale}"
+                out[HR_SIZE // scale] = (name, scale)
+            return out
+        if self.model == "bicubic":
+            return {HR_SIZE // s: (f"bicubic-x{s}", s) for s in sorted(DEFAULT_MODELS)}
+        net = self.get(self.model, None)
+        return {int(net.lr_size): (self.model, None)}
 
     def get(self, name: str, scale: int | None) -> torch.nn.Module:
+        if name.startswith("bicubic-x") and name[9:].isdigit():
+            return _bicubic(int(name[9:])).to(self.device)
         return _cached_model(name, scale, str(self.device), self.engine)
+
+
+def mask_model(device: str | torch.device = "cpu") -> Any:
+    """The PyTorch restorer whose noise map detects masks: the installed default model with a
+    denoiser whose input is closest to 32 px (the x4 frame), or None when none is installed."""
+    best = None
+    for scale, name in sorted(DEFAULT_MODELS.items(), key=lambda kv: abs(HR_SIZE // kv[0] - 32)):
+        if model_installed(name):
+            net = _cached_model(name, scale, str(torch.device(device)), "torch")
+            if maskmod.has_noise_map(net):
+                best = net
+                break
+    return best
+
+
+@lru_cache(maxsize=4)
+def _cached_background(name: str, device: str) -> BackgroundUpsampler:
+    if name == BICUBIC:
+        return BackgroundUpsampler()
+    from facesr.zoo import load_model
+
+    net = load_model(name, device=device)
+    try:
+        factor = network_factor(net, device)
+    except ValueError as exc:
+        raise ModelError(
+            f"--bg-upsampler {name}: not an image upsampler ({exc}); use bicubic or a general SR model"
+        ) from None
+    return BackgroundUpsampler(name=name, net=net, factor=factor, device=device)
+
+
+def background_upsampler(name: str | None, device: str | torch.device = "cpu") -> BackgroundUpsampler:
+    """``bicubic`` (default) or any zoo model / weights file that enlarges an image by an integer factor."""
+    return _cached_background(name or BICUBIC, str(torch.device(device)))
 
 
 def _as_array(image: Any, max_pixels: int) -> np.ndarray:
     """Path / bytes / PIL image / numpy array -> ``H x W x 3`` uint8 RGB (rules: ``facesr.io.as_rgb_array``)."""
     return as_rgb_array(image, max_pixels=max_pixels)
+
+
+def _check_upscale(upscale: int | None, shape: tuple[int, ...], max_output: int) -> tuple[int, list[str]]:
+    """The factor actually used: ``upscale`` (default 2), lowered when the output would be too big."""
+    n = DEFAULT_UPSCALE if upscale is None else upscale
+    if n not in UPSCALES:
+        raise FacesrError(f"upscale must be one of {', '.join(map(str, UPSCALES))}, got {upscale!r}")
+    h, w = shape[:2]
+    notes = []
+    while n > 1 and h * w * n * n > max_output:
+        lower = max(u for u in UPSCALES if u < n)
+        notes.append(
+            f"upscale lowered from {n} to {lower}: a {w * n}x{h * n} output is over the "
+            f"{max_output:,}-pixel output limit"
+        )
+        n = lower
+    return n, notes
+
+
+def _disagreement(sr: torch.Tensor, lr: torch.Tensor, masked: list[bool | None]) -> torch.Tensor:
+    """Mean absolute difference of ``sr`` reduced to the input frame from ``lr`` (per face).
+
+    The lower face is left out for faces with a mask (or unknown): that is where a restorer is
+    meant to change the input.
+    """
+    s = lr.shape[-1]
+    down = F.interpolate(sr, size=(s, s), mode="bicubic", align_corners=False, antialias=True).clamp(0, 1)
+    err = (down - lr).abs().mean(1)  # N x s x s
+    y0, y1, x0, x1 = maskmod.lower_face_box(s)
+    keep = torch.ones_like(err, dtype=torch.bool)
+    for i, m in enumerate(masked):
+        if m is not False:
+            keep[i, y0:y1, x0:x1] = False
+    return (err * keep).sum((1, 2)) / keep.sum((1, 2))
+
+
+def _gray_tensor(x: torch.Tensor) -> torch.Tensor:
+    y = (x * torch.tensor([0.299, 0.587, 0.114], device=x.device).view(1, 3, 1, 1)).sum(1, keepdim=True)
+    return y.expand_as(x).contiguous()
+
+
+def _detect_masks(results: list[FaceResult], photo: torch.Tensor, device: torch.device) -> float:
+    """Set ``mask`` / ``mask_score`` on every face that is not skipped; returns seconds taken."""
+    t = time.perf_counter()
+    todo = [r for r in results if r.face.status == "ok"]
+    net = mask_model(device) if todo else None
+    if net is None:
+        return time.perf_counter() - t
+    lr = torch.cat([align_face(photo, r.face.landmarks, net.lr_size) for r in todo])
+    scores = maskmod.mask_scores(maskmod.noise_map(net, lr)).tolist()
+    for r, sc in zip(todo, scores, strict=True):
+        r.mask_score, r.mask = float(sc), bool(sc > maskmod.THRESHOLD)
+    return time.perf_counter() - t
+
+
+def _restore_group(
+    members: list[FaceResult],
+    net: torch.nn.Module,
+    photo: torch.Tensor,
+    precision: str,
+    batch_size: int,
+    gray: bool,
+    keep_faces: bool,
+    timings: dict[str, float],
+) -> bool:
+    """Align, restore, colour-match and do-no-harm-check the faces that go to one model."""
+    ta = time.perf_counter()
+    lr = torch.cat([align_face(photo, r.face.landmarks, net.lr_size) for r in members])
+    timings["align"] = timings.get("align", 0.0) + time.perf_counter() - ta
+    tr = time.perf_counter()
+    sr, fell_back = run_model(net, lr, precision, batch_size)
+    sr = colour_match(sr, lr)
+    if gray:
+        sr = _gray_tensor(sr)
+    if sr.device.type == "cuda":
+        torch.cuda.synchronize()
+    timings["restore"] = timings.get("restore", 0.0) + time.perf_counter() - tr
+    errs = _disagreement(sr, lr, [r.mask for r in members]).tolist()
+    for i, r in enumerate(members):
+        r.model, r.scale, r.disagreement = net.name, net.scale, float(errs[i])
+        if keep_faces:
+            r.lr, r.sr = _to_uint8(lr[i]), _to_uint8(sr[i])
+        if errs[i] > MAX_DISAGREEMENT:
+            r.face.status = "kept"
+            r.face.reason = (
+                f"restoration disagrees with its input (mean difference {errs[i]:.3f} > "
+                f"{MAX_DISAGREEMENT} outside the mask); background kept"
+            )
+        else:
+            r.face.status = "restored"
+            r._sr_tensor = sr[i : i + 1]  # type: ignore[attr-defined]
+    return fell_back
 
 
 def restore(
@@ -163,19 +349,25 @@ def restore(
     batch_size: int = 16,
     aligned: bool = False,
     *,
+    upscale: int | None = None,
+    bg_upsampler: str | None = BICUBIC,
     detect: DetectOptions | None = None,
     max_pixels: int = MAX_PIXELS,
+    max_output_pixels: int | None = None,
     keep_faces: bool = True,
     engine: str = "auto",
 ) -> RestoreResult:
-    """Restore every face in ``image`` and paste it back (or, with ``aligned``, the whole crop).
+    """Restore every face in ``image``, enlarge the photo ``upscale`` times and paste the faces in.
 
-    ``model``: None/"auto" picks ``jdsr-lite-x4``/``-x8`` per face size (bicubic with a warning
-    until they are installed); "bicubic"; or any zoo name / safetensors path (e.g. ``cr-x4`` for
-    genuine unmasked faces). ``engine``: ``auto`` runs the restorer with ONNX Runtime on the CPU in
-    fp32 when it is installed (several times faster at batch 1, same output within float rounding;
-    :mod:`facesr.restoration.engine`), else PyTorch; ``torch`` / ``ort`` force one. Raises :class:`~facesr.errors.FacesrError` subclasses for bad input;
-    an image without a usable face is returned unchanged with ``faces`` saying why.
+    ``model``: None/"auto" picks per face, from :data:`DEFAULT_MODELS`, the model whose input is
+    closest to the face's own size (bicubic with a warning for models not installed); "bicubic";
+    or any zoo name / safetensors path (every face to it). ``upscale``: 1, 2, 4 or 8 (default 2;
+    lowered with a note when the output would exceed ``max_output_pixels``, default
+    ``max_pixels``). ``bg_upsampler``: "bicubic" or a zoo general-SR model (tiled).
+    ``aligned``: ``image`` is a template-framed face crop (checked; see :func:`_restore_aligned`).
+    ``engine``: ``auto`` runs the face restorer with ONNX Runtime on the CPU in fp32 when it is
+    installed, else PyTorch. Raises :class:`~facesr.errors.FacesrError` subclasses for bad input
+    only: a photo without a restorable face is returned enlarged, with ``faces`` saying why.
     """
     if precision not in PRECISIONS:
         raise FacesrError(f"unknown precision {precision!r}; use one of {', '.join(PRECISIONS)}")
@@ -187,110 +379,255 @@ def restore(
     from facesr.restoration.engine import resolve_engine
 
     picker = ModelPicker(model, dev, resolve_engine(engine, dev, precision))
+    bg = background_upsampler(bg_upsampler, dev)
     timings: dict[str, float] = {"read": time.perf_counter() - t0}
     if aligned:
-        return _restore_aligned(arr, picker, precision, batch_size, timings)
+        return _restore_aligned(
+            arr,
+            picker,
+            bg,
+            precision,
+            batch_size,
+            upscale,
+            detect,
+            max_pixels,
+            max_output_pixels,
+            timings,
+            t0,
+        )
+    return _restore_photo(
+        arr,
+        picker,
+        bg,
+        precision,
+        batch_size,
+        upscale,
+        detect,
+        max_output_pixels or max_pixels,
+        keep_faces,
+        timings,
+        t0,
+    )
 
+
+def _restore_photo(
+    arr: np.ndarray,
+    picker: ModelPicker,
+    bg: BackgroundUpsampler,
+    precision: str,
+    batch_size: int,
+    upscale: int | None,
+    detect: DetectOptions | None,
+    max_output: int,
+    keep_faces: bool,
+    timings: dict[str, float],
+    t0: float,
+    notes: list[str] | None = None,
+) -> RestoreResult:
+    dev = picker.device
+    n, more = _check_upscale(upscale, arr.shape, max_output)
+    notes = [*(notes or []), *more]
+    gray = is_gray(arr)
     t = time.perf_counter()
     faces = detect_faces(arr, _cached_detector(str(dev)), detect)
     timings["detect"] = time.perf_counter() - t
     results = [FaceResult(face=f) for f in faces]
-    out = arr.copy()
     fell_back = False
     todo = [r for r in results if r.face.status == "ok"]
     if todo:
-        t = time.perf_counter()
-        fixed = picker.fixed()
-        groups: dict[tuple[str, int | None], list[FaceResult]] = {}
-        for r in todo:
-            key = (
-                (fixed.name, None)
-                if fixed is not None
-                else picker.name_for(choose_scale(r.face.eye_distance))
-            )
-            groups.setdefault(key, []).append(r)
+        cands = picker.candidates()
+        sizes = sorted(cands)
         photo = to_tensor(arr, dev)
-        timings["align"] = timings["restore"] = 0.0
-        for (name, scale), members in groups.items():
-            net = fixed if fixed is not None else picker.get(name, scale)
-            ta = time.perf_counter()
-            lr = torch.cat([align_face(photo, r.face.landmarks, net.lr_size) for r in members])
-            timings["align"] += time.perf_counter() - ta
-            tr = time.perf_counter()
-            sr, fb = run_model(net, lr, precision, batch_size)
-            fell_back |= fb
-            sr = colour_match(sr, lr)
-            if dev.type == "cuda":
-                torch.cuda.synchronize()
-            timings["restore"] += time.perf_counter() - tr
-            for i, r in enumerate(members):
-                r.model, r.scale = net.name, net.scale
-                r.face.status = "restored"
-                if keep_faces:
-                    r.lr = _to_uint8(lr[i])
-                    r.sr = _to_uint8(sr[i])
-                r._sr_tensor = sr[i : i + 1]  # type: ignore[attr-defined]
-        t = time.perf_counter()
-        for r in todo:  # paste in detection order (best score first, so it ends on top)
-            paste_back(out, r._sr_tensor, r.face.landmarks)  # type: ignore[attr-defined]
+        timings["mask"] = _detect_masks(results, photo, dev)
+        groups: dict[int, list[FaceResult]] = {}
+        for r in todo:
+            r.native = native_frame(r.face.landmarks)
+            size = choose_lr_size(r.native, sizes)
+            if size is None:
+                r.face.status = "kept"
+                r.face.reason = (
+                    f"too large for every model (face frame {r.native:.0f} px > largest model input "
+                    f"{sizes[-1]} px x {MAX_REDUCE:.2f}); background upsampler used"
+                )
+                continue
+            groups.setdefault(size, []).append(r)
+        for size, members in sorted(groups.items()):
+            name, scale = cands[size]
+            net = picker.get(name, scale)
+            fell_back |= _restore_group(members, net, photo, precision, batch_size, gray, keep_faces, timings)
+    t = time.perf_counter()
+    out = bg(arr, n)
+    if gray and bg.net is not None:
+        out = to_gray(out)
+    timings["background"] = time.perf_counter() - t
+    t = time.perf_counter()
+    for r in results:  # paste in detection order (best score first, so it ends on top)
+        sr = getattr(r, "_sr_tensor", None)
+        if sr is not None:
+            paste_back(out, sr, scale_landmarks(r.face.landmarks, n))
             del r._sr_tensor  # type: ignore[attr-defined]
-        timings["paste"] = time.perf_counter() - t
-        timings["align+restore+paste"] = time.perf_counter() - t0 - timings["read"] - timings["detect"]
+    timings["paste"] = time.perf_counter() - t
     timings["total"] = time.perf_counter() - t0
     warns = list(picker.warnings)
     if fell_back:
         warns.append(f"{precision} output was not finite; re-ran in fp32")
-    return RestoreResult(image=out, faces=results, timings=timings, warnings=warns)
+    return RestoreResult(
+        image=out, faces=results, timings=timings, warnings=warns, upscale=n, background=bg.name, notes=notes
+    )
 
 
 def _to_uint8(x: torch.Tensor) -> np.ndarray:
     return (x.detach().float().clamp(0, 1) * 255.0).round().byte().permute(1, 2, 0).cpu().numpy()
 
 
+def _framing_error(arr: np.ndarray, device: torch.device, detect: DetectOptions | None) -> float | None:
+    """RMS distance (eye distances) of the crop's detected landmarks from the template; None: no face."""
+    opts = detect or DetectOptions()
+    faces = [f for f in detect_faces(arr, _cached_detector(str(device)), opts) if f.score >= opts.min_score]
+    if not faces:
+        return None
+    lm = max(faces, key=lambda f: f.score).landmarks
+    t = template(arr.shape[1])
+    eye = float(np.linalg.norm(t[1] - t[0]))
+    return float(np.sqrt(((lm - t) ** 2).sum(1).mean()) / eye)
+
+
 def _restore_aligned(
-    arr: np.ndarray, picker: ModelPicker, precision: str, batch_size: int, timings: dict[str, float]
+    arr: np.ndarray,
+    picker: ModelPicker,
+    bg: BackgroundUpsampler,
+    precision: str,
+    batch_size: int,
+    upscale: int | None,
+    detect: DetectOptions | None,
+    max_pixels: int,
+    max_output_pixels: int | None,
+    timings: dict[str, float],
+    t0: float,
 ) -> RestoreResult:
-    """An aligned face crop (template framing): resize to the model's LR size and restore it."""
-    import torch.nn.functional as F
+    """A template-framed face crop, restored whole. Checked first, and said so when it is not one:
 
-    from facesr.restoration.detect import TEMPLATE_EYE_DISTANCE_128
+    * not square, or a face is detected whose landmarks are more than ``MAX_ALIGNED_ERROR`` eye
+      distances off the template: it is restored as a photo (detect, align, paste) instead;
+    * larger than the largest model input by more than ``MAX_REDUCE``: restoring would shrink
+      it, so it is kept (enlarged by ``upscale`` with the background upsampler, else unchanged).
 
-    t = time.perf_counter()
+    Output: the model's 128 px frame when ``upscale`` is None, else the crop's size x ``upscale``.
+    """
     h, w = arr.shape[:2]
+    t = time.perf_counter()
     if abs(h - w) > 0.02 * max(h, w):
-        raise ImageReadError(f"--aligned expects square face crops, got {w}x{h}")
-    fixed = picker.fixed()
-    eye = TEMPLATE_EYE_DISTANCE_128 * w / 128.0
-    if fixed is not None:
-        net = fixed
+        err, why = None, f"--aligned expects a square template-framed crop, got {w}x{h}"
     else:
-        name, scale = picker.name_for(choose_scale(eye))
-        net = picker.get(name, scale)
-    x = to_tensor(arr, picker.device)
-    lr = (
-        F.interpolate(
-            x, size=(net.lr_size, net.lr_size), mode="bicubic", align_corners=False, antialias=True
-        ).clamp(0, 1)
-        if (h, w) != (net.lr_size, net.lr_size)
-        else x
-    )
-    sr, fell_back = run_model(net, lr, precision, batch_size)
-    timings["restore"] = time.perf_counter() - t
-    timings["total"] = sum(timings.values())
+        err = _framing_error(arr, picker.device, detect)
+        why = (
+            f"crop is not template-framed (landmarks {err:.2f} eye distances off the template > "
+            f"{MAX_ALIGNED_ERROR})"
+            if err is not None and err > MAX_ALIGNED_ERROR
+            else ""
+        )
+    timings["check"] = time.perf_counter() - t
+    if why:
+        note = why + "; restored as a photo (faces detected and pasted back) instead"
+        return _restore_photo(
+            arr,
+            picker,
+            bg,
+            precision,
+            batch_size,
+            upscale,
+            detect,
+            max_output_pixels or max_pixels,
+            True,
+            timings,
+            t0,
+            notes=[note],
+        )
+    notes = [] if err is not None else ["framing not checked: no face was detected in the crop"]
+    cands = picker.candidates()
+    size = choose_lr_size(float(w), sorted(cands))
     face = Face(
         index=0,
         box=[0.0, 0.0, float(w), float(h)],
         score=1.0,
-        landmarks=np.zeros((5, 2)),
-        eye_distance=eye,
+        landmarks=template(w),
+        eye_distance=float(np.linalg.norm(template(w)[1] - template(w)[0])),
         sharpness=0.0,
-        status="restored",
+        extra={"framing_error": None if err is None else round(err, 3)},
     )
-    fr = FaceResult(face=face, model=net.name, scale=net.scale, lr=_to_uint8(lr[0]), sr=_to_uint8(sr[0]))
+    fr = FaceResult(face=face, native=float(w))
+    gray = is_gray(arr)
+    photo = to_tensor(arr, picker.device)
+    net_m = mask_model(picker.device)
+    if net_m is not None:
+        lr_m = F.interpolate(
+            photo, size=(net_m.lr_size,) * 2, mode="bicubic", align_corners=False, antialias=True
+        )
+        fr.mask_score = float(maskmod.mask_scores(maskmod.noise_map(net_m, lr_m.clamp(0, 1)))[0])
+        fr.mask = fr.mask_score > maskmod.THRESHOLD
+    if size is None:
+        n = 1 if upscale is None else _check_upscale(upscale, arr.shape, max_output_pixels or max_pixels)[0]
+        face.status = "kept"
+        face.reason = (
+            f"crop {w} px is larger than every model input ({max(cands)} px x {MAX_REDUCE:.2f}); restoring "
+            f"would shrink it, so it is kept"
+            + (f" and enlarged x{n} by {bg.name}" if n > 1 else " unchanged")
+        )
+        out = bg(arr, n)
+        timings["total"] = time.perf_counter() - t0
+        return RestoreResult(
+            image=out,
+            faces=[fr],
+            timings=timings,
+            warnings=list(picker.warnings),
+            upscale=n,
+            background=bg.name,
+            notes=notes,
+        )
+    name, scale = cands[size]
+    net = picker.get(name, scale)
+    lr = (
+        F.interpolate(photo, size=(size, size), mode="bicubic", align_corners=False, antialias=True).clamp(
+            0, 1
+        )
+        if (h, w) != (size, size)
+        else photo
+    )
+    t = time.perf_counter()
+    sr, fell_back = run_model(net, lr, precision, batch_size)
+    if gray:
+        sr = _gray_tensor(sr)
+    timings["restore"] = time.perf_counter() - t
+    face.status = "restored"
+    fr.model, fr.scale, fr.lr, fr.sr = net.name, net.scale, _to_uint8(lr[0]), _to_uint8(sr[0])
+    out = fr.sr
+    n = 0
+    if upscale is not None:
+        n, more = _check_upscale(upscale, arr.shape, max_output_pixels or max_pixels)
+        notes += more
+        out = resize(fr.sr, w * n, h * n)
+    timings["total"] = time.perf_counter() - t0
     warns = list(picker.warnings) + (
         [f"{precision} output was not finite; re-ran in fp32"] if fell_back else []
     )
-    return RestoreResult(image=fr.sr, faces=[fr], timings=timings, warnings=warns)
+    return RestoreResult(
+        image=out,
+        faces=[fr],
+        timings=timings,
+        warnings=warns,
+        upscale=n or HR_SIZE // size,
+        background=bg.name,
+        notes=notes,
+    )
 
 
-__all__ = ["FaceResult", "ModelError", "RestoreResult", "resolve_device", "restore"]
+__all__ = [
+    "DEFAULT_MODELS",
+    "DEFAULT_UPSCALE",
+    "UPSCALES",
+    "FaceResult",
+    "ModelError",
+    "RestoreResult",
+    "resolve_device",
+    "restore",
+]

@@ -33,17 +33,55 @@ class DetectOptions:
     ``min_size``: smallest face box searched for (MTCNN pyramid start). ``min_score``: faces the
     detector is less sure of are skipped ("low score"). ``min_eye_distance``: below this there is
     too little face to restore ("too small"; well under the eye distance of the x8 model's 16 px
-    input frame). ``max_eye_distance``: faces larger than the 128 px output frame are already
-    sharper than any restoration ("too large"); None = the template's eye distance at 128 px.
-    ``min_sharpness``: Laplacian variance (0-255 grey levels squared) of the face box resampled to
-    24x24; flat or smeared crops below it are skipped ("too blurred").
+    input frame). ``min_sharpness``: Laplacian variance (0-255 grey levels squared) of the face box
+    resampled to 24x24; flat or smeared crops below it are skipped ("too blurred").
+    ``max_shape_error``: RMS distance (in eye distances) of the 5 landmarks from the template after
+    the alignment fit; hair, hands and scarves that MTCNN mistakes for faces get landmarks no face
+    has ("not a face"). ``pad``: detect on a copy padded by this fraction of the long side (small
+    images; see :func:`pad_for_detection`), so faces filling a tight crop are found.
+    Faces that are too large for every model are not skipped here: the restore step keeps them.
     """
 
     min_size: float = 10.0
     min_score: float = 0.8
     min_eye_distance: float = 2.0
-    max_eye_distance: float | None = None
     min_sharpness: float = 5.0
+    max_shape_error: float = 0.25
+    pad: float = 0.5
+
+
+#: Images with a long side above this are padded by a fixed PAD_LARGE px instead of ``pad`` x side
+#: (their faces are small against the frame; full padding would multiply detection time).
+PAD_MAX_SIDE = 640
+PAD_LARGE = 32
+
+
+def pad_for_detection(image: np.ndarray, fraction: float) -> tuple[np.ndarray, int]:
+    """A copy of ``image`` with a border of its mean colour; returns (padded, border px).
+
+    Why: MTCNN's proposal net needs some context around a face; on a tight crop (the face fills
+    the image) it finds nothing. A flat border adds that context without inventing structure
+    (a mirrored border would add mirrored faces).
+    """
+    h, w = image.shape[:2]
+    side = max(h, w)
+    pad = round(fraction * side) if side <= PAD_MAX_SIDE else min(PAD_LARGE, round(fraction * side))
+    if pad <= 0:
+        return image, 0
+    fill = image.reshape(-1, 3).mean(0).round().astype(np.uint8)
+    out = np.empty((h + 2 * pad, w + 2 * pad, 3), np.uint8)
+    out[:] = fill
+    out[pad : pad + h, pad : pad + w] = image
+    return out, pad
+
+
+def shape_error(landmarks: np.ndarray) -> float:
+    """RMS residual of the 5 points after the alignment fit, in template eye distances."""
+    from facesr.geometry import alignment_transform, apply_affine
+
+    m = alignment_transform(np.asarray(landmarks, np.float64), 128)
+    res = apply_affine(m, landmarks) - TEMPLATE_128
+    return float(np.sqrt((res**2).sum(1).mean()) / TEMPLATE_EYE_DISTANCE_128)
 
 
 @dataclass
@@ -94,21 +132,24 @@ def sharpness(image: np.ndarray, box: np.ndarray | list[float], size: int = 24) 
 
 
 def detect_faces(image: np.ndarray, detector: FaceDetector, opts: DetectOptions | None = None) -> list[Face]:
-    """All faces the detector reports, each marked ok or skipped with its reason."""
+    """All faces the detector reports (on a padded copy), each marked ok or skipped with its reason."""
     opts = opts or DetectOptions()
-    det = detector.detect(image, min_size=opts.min_size)
-    max_eye = TEMPLATE_EYE_DISTANCE_128 if opts.max_eye_distance is None else opts.max_eye_distance
+    padded, pad = pad_for_detection(image, opts.pad)
+    det = detector.detect(padded, min_size=opts.min_size)
     faces = []
     for i in range(len(det.scores)):
-        lm = np.asarray(det.landmarks[i], np.float64)
+        lm = np.asarray(det.landmarks[i], np.float64) - pad
+        box = [float(v) - pad for v in det.boxes[i]]
         eye = float(np.linalg.norm(lm[1] - lm[0]))
+        err = shape_error(lm)
         face = Face(
             index=i,
-            box=[float(v) for v in det.boxes[i]],
+            box=box,
             score=float(det.scores[i]),
             landmarks=lm,
             eye_distance=eye,
-            sharpness=sharpness(image, det.boxes[i]),
+            sharpness=sharpness(image, box),
+            extra={"shape_error": round(err, 3)},
         )
         if face.score < opts.min_score:
             face.status, face.reason = "skipped", f"low score ({face.score:.2f} < {opts.min_score})"
@@ -117,11 +158,10 @@ def detect_faces(image: np.ndarray, detector: FaceDetector, opts: DetectOptions 
                 "skipped",
                 f"too small (eye distance {eye:.1f} px < {opts.min_eye_distance})",
             )
-        elif eye > max_eye:
+        elif err > opts.max_shape_error:
             face.status, face.reason = (
                 "skipped",
-                f"too large (eye distance {eye:.1f} px > {max_eye:.1f}; "
-                "already sharper than the 128 px output)",
+                f"not a face (landmarks {err:.2f} eye distances off the face template > {opts.max_shape_error})",
             )
         elif face.sharpness < opts.min_sharpness:
             face.status, face.reason = (

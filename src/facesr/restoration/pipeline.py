@@ -32,23 +32,48 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from facesr.geometry import HR_SIZE, alignment_transform, invert_affine, template
-
-#: Eye distance (px) of the 5-point template at the x8 (16 px) and x4 (32 px) input sizes.
-EYE_X8 = float(np.linalg.norm(template(16)[1] - template(16)[0]))
-EYE_X4 = float(np.linalg.norm(template(32)[1] - template(32)[0]))
-#: Faces with eye distance <= this go to the x8 model (geometric mean of the two frames).
-X8_EYE_THRESHOLD = math.sqrt(EYE_X8 * EYE_X4)
+from facesr.geometry import HR_SIZE, alignment_transform, invert_affine
 
 MASK_ERODE = 8
 MASK_SIGMA = 5.0
 BAND = 0.2  # outer fraction of the frame used for colour statistics
 GAIN_RANGE = (0.8, 1.25)
+#: A face may be enlarged by up to this factor to reach a model's input (landmark noise alone
+#: moves the measured size by a few per cent; a 30 px face belongs to the 32 px model, not the 16 px one).
+ENLARGE_TOLERANCE = 1.1
+#: A face larger than every model input is reduced to the largest one only up to this factor;
+#: beyond it the model would throw away more of the face's own pixels than it adds (the face is "kept").
+MAX_REDUCE = math.sqrt(2.0)
 
 
-def choose_scale(eye_distance: float) -> int:
-    """x8 for faces at or below the 16-px-frame scale (see module docstring), else x4."""
-    return 8 if eye_distance <= X8_EYE_THRESHOLD else 4
+def native_frame(landmarks: np.ndarray) -> float:
+    """Side (photo px) of the face's 128 px template frame: the face's own resolution.
+
+    Read from the same eye-weighted similarity that aligns the face, so it is the size the face
+    would be resampled from; ``128 / native_frame`` is how much the model output enlarges it.
+    """
+    return HR_SIZE / _affine_scale(alignment_transform(np.asarray(landmarks, np.float64), HR_SIZE))
+
+
+def choose_lr_size(native: float, lr_sizes: list[int] | tuple[int, ...]) -> int | None:
+    """The model input (px) for a face whose template frame is ``native`` px in the photo.
+
+    The largest input not larger than the face (``ENLARGE_TOLERANCE`` allowed): the face is fed
+    from its own pixels, reduced as little as possible and never blown up past its resolution.
+    A face smaller than every input goes to the smallest (it has to be enlarged; nothing smaller
+    exists). A face larger than the largest input by more than ``MAX_REDUCE`` gets None: too
+    large for every model, it is kept (background upsampler) rather than shrunk.
+    """
+    sizes = sorted(set(int(s) for s in lr_sizes))
+    if not sizes:
+        return None
+    fits = [s for s in sizes if s <= native * ENLARGE_TOLERANCE]
+    if not fits:
+        return sizes[0]
+    best = fits[-1]
+    if best == sizes[-1] and native > best * MAX_REDUCE:
+        return None
+    return best
 
 
 def to_tensor(image: np.ndarray, device: torch.device | str = "cpu") -> torch.Tensor:
@@ -177,6 +202,7 @@ def paste_back(
 ) -> None:
     """Blend one restored face (``1 x 3 x 128 x 128`` in [0, 1]) into ``photo`` (uint8, in place).
 
+    ``landmarks`` are in ``photo``'s pixels (for an upscaled output: :func:`scale_landmarks`).
     Only the face's paste region is touched, and inside it only pixels with alpha > 0.
     """
     p = paste_region(landmarks, photo.shape[:2])
@@ -188,10 +214,12 @@ def paste_back(
     src = torch.cat([sr, mask], 1)  # 1 x 4 x 128 x 128
     m = p.m128  # photo -> 128 frame
     s = _affine_scale(m)  # frame px per photo px
-    if s > 1.0:  # the face is smaller than 128 in the photo: reduce first (antialiased)
-        n = max(8, round(HR_SIZE / s))
-        src = F.interpolate(src, size=(n, n), mode="bicubic", align_corners=False, antialias=True)
-        f = n / HR_SIZE  # 128-frame coordinate c -> small frame (c + 0.5) * f - 0.5
+    n = max(8, round(HR_SIZE / s))
+    if n != HR_SIZE:  # resize to the face's size in the photo first: antialiased when reducing,
+        # bicubic (sharper than the bilinear warp) when an upscaled photo holds it larger than 128
+        src = F.interpolate(src, size=(n, n), mode="bicubic", align_corners=False, antialias=n < HR_SIZE)
+        src[:, 3:].clamp_(0, 1)
+        f = n / HR_SIZE  # 128-frame coordinate c -> resized frame (c + 0.5) * f - 0.5
         m = np.vstack([m[0] * f, m[1] * f])
         m[:, 2] += 0.5 * f - 0.5
     out = _sample(src, m, y1 - y0, x1 - x0, x0=x0, y0=y0, padding="zeros")[0]
@@ -200,6 +228,33 @@ def paste_back(
     orig = photo[y0:y1, x0:x1]
     blended = np.rint(orig.astype(np.float32) * (1 - alpha) + face * alpha).clip(0, 255).astype(np.uint8)
     photo[y0:y1, x0:x1] = np.where(alpha > 0, blended, orig)
+
+
+def scale_landmarks(landmarks: np.ndarray, factor: float) -> np.ndarray:
+    """Landmarks of a photo -> the same points in the photo resized by ``factor`` (pixel centres)."""
+    return (np.asarray(landmarks, np.float64) + 0.5) * factor - 0.5
+
+
+def to_gray(image: np.ndarray) -> np.ndarray:
+    """``H x W x 3`` uint8 -> the same shape with every channel the BT.601 luma (what PIL's "L" uses)."""
+    y = np.rint(image.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)).clip(0, 255)
+    return np.repeat(y.astype(np.uint8)[..., None], 3, axis=2)
+
+
+def is_gray(image: np.ndarray, tolerance: int = 3) -> bool:
+    """Whether a photo is grayscale stored as RGB: channels equal within JPEG chroma rounding.
+
+    Sampled on a strided grid so a 64 MP photo costs milliseconds, then confirmed on all pixels.
+    """
+    step = max(1, int(math.sqrt(image.shape[0] * image.shape[1] / 250_000)))
+    for arr in (image[::step, ::step], image):
+        a = arr.astype(np.int16)
+        if (
+            int(np.abs(a[..., 0] - a[..., 1]).max()) > tolerance
+            or int(np.abs(a[..., 1] - a[..., 2]).max()) > tolerance
+        ):
+            return False
+    return True
 
 
 def run_model(

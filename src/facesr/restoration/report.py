@@ -15,7 +15,7 @@ from typing import Any
 
 from facesr.io import atomic_write_text
 
-REPORT_VERSION = 1
+REPORT_VERSION = 2
 
 
 @dataclass
@@ -35,12 +35,19 @@ class RunReport:
         faces: list[dict[str, Any]],
         timings: dict[str, float],
         extra_outputs: list[str] | None = None,
+        *,
+        upscale: int = 1,
+        size: list[int] | None = None,
+        notes: list[str] | None = None,
     ) -> None:
         self.files.append(
             {
                 "input": str(path),
                 "status": "ok",
                 "output": str(output),
+                "upscale": upscale,
+                "output_size": size or [],
+                "notes": notes or [],
                 "faces": faces,
                 "timings_s": {k: round(v, 4) for k, v in timings.items()},
                 "extra_outputs": extra_outputs or [],
@@ -77,15 +84,17 @@ class RunReport:
             "failed": sum(f["status"] == "failed" for f in self.files),
             "faces_found": len(faces),
             "faces_restored": sum(f["status"] == "restored" for f in faces),
+            "faces_kept": sum(f["status"] == "kept" for f in faces),
             "faces_skipped": sum(f["status"] == "skipped" for f in faces),
+            "faces_masked": sum(f.get("mask") is True for f in faces),
         }
 
-    def skip_reasons(self) -> dict[str, int]:
-        """Skipped faces by reason kind ("too small", "low score", ...)."""
+    def skip_reasons(self, status: str = "skipped") -> dict[str, int]:
+        """Skipped (or kept) faces by reason kind ("too small", "low score", ...)."""
         out: dict[str, int] = {}
         for item in self.files:
             for f in item["faces"]:
-                if f["status"] == "skipped":
+                if f["status"] == status:
                     kind = f["reason"].split(" (")[0]
                     out[kind] = out.get(kind, 0) + 1
         return out
@@ -93,9 +102,12 @@ class RunReport:
     def summary(self) -> str:
         c = self.counts
         skips = ", ".join(f"{v} {k}" for k, v in sorted(self.skip_reasons().items()))
+        kept = ", ".join(f"{v} {k}" for k, v in sorted(self.skip_reasons("kept").items()))
         return (
-            f"{c['ok']}/{c['files']} files restored, {c['failed']} failed; faces: {c['faces_found']} found, "
-            f"{c['faces_restored']} restored, {c['faces_skipped']} skipped"
+            f"{c['ok']}/{c['files']} files written, {c['failed']} failed; faces: {c['faces_found']} found "
+            f"({c['faces_masked']} masked), {c['faces_restored']} restored, {c['faces_kept']} kept"
+            + (f" ({kept})" if kept else "")
+            + f", {c['faces_skipped']} skipped"
             + (f" ({skips})" if skips else "")
             + f"; {time.perf_counter() - self._t0:.1f} s"
         )
@@ -108,6 +120,7 @@ class RunReport:
             "settings": self.settings,
             "counts": self.counts,
             "skipped_by_reason": self.skip_reasons(),
+            "kept_by_reason": self.skip_reasons("kept"),
             "warnings": self.warnings,
             "files": self.files,
         }

@@ -1,0 +1,66 @@
+"""Is this face wearing a mask? Read from the JDSR denoiser's noise map.
+
+Why the noise map: JDSR's denoiser is trained to mark the pixels a face mask covers (its noise
+map is the estimated "noise", i.e. the mask, in LR space), so its energy in the lower face is a
+mask detector that costs one small forward pass and needs no extra weights. The score is the
+mean squared noise map over the lower-face box of the template frame (nose to chin, between the
+cheeks) divided by the same over the upper-face box (brows to nose): the ratio cancels the
+general JPEG/blur "noise" every genuine photo has, which the map also picks up.
+``benchmarks/mask_detect.py`` measures how well it separates ``rwmfd`` (masked) from
+``web_unmasked`` faces and prints the threshold stored here (docs/restore.md).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from facesr.geometry import template
+
+#: Score above which a face is reported as masked (benchmarks/mask_detect.py, docs/restore.md).
+THRESHOLD = 2.0
+
+
+def _boxes(size: int) -> tuple[tuple[int, int, int, int], tuple[int, int, int, int]]:
+    """(lower, upper) boxes ``y0, y1, x0, x1`` of the template frame at ``size`` px."""
+    t = template(size)
+    eye_y, nose_y, mouth_y = t[:2, 1].mean(), t[2, 1], t[3:, 1].mean()
+    x0, x1 = t[3, 0] - 0.15 * size, t[4, 0] + 0.15 * size
+    lower = (
+        round(nose_y),
+        min(size, round(mouth_y + 0.6 * (mouth_y - nose_y)) + 1),
+        round(x0),
+        round(x1) + 1,
+    )
+    upper = (max(0, round(eye_y - 0.5 * (nose_y - eye_y))), round(nose_y), round(x0), round(x1) + 1)
+    return lower, upper
+
+
+def has_noise_map(restorer: Any) -> bool:
+    """Whether a (torch) restorer's network is a JDSR-style generator with a noise estimator."""
+    net = getattr(restorer, "net", None)
+    return hasattr(getattr(net, "denoiser", None), "estimator")
+
+
+@torch.inference_mode()
+def noise_map(restorer: Any, lr: torch.Tensor) -> torch.Tensor:
+    """The denoiser's noise map (``N x C x h x w``) for aligned LR faces in [0, 1]."""
+    return restorer.net.denoiser.estimator(lr).float()
+
+
+def mask_scores(noise: torch.Tensor) -> torch.Tensor:
+    """Lower-face / upper-face noise-map energy, one score per face (module docstring)."""
+    (ly0, ly1, lx0, lx1), (uy0, uy1, ux0, ux1) = _boxes(noise.shape[-1])
+    e = noise.pow(2).mean(1)  # N x h x w
+    lower = e[:, ly0:ly1, lx0:lx1].mean((1, 2))
+    upper = e[:, uy0:uy1, ux0:ux1].mean((1, 2))
+    return lower / upper.clamp(min=1e-6)
+
+
+def lower_face_box(size: int) -> tuple[int, int, int, int]:
+    """The lower-face box (``y0, y1, x0, x1``) a mask covers, at ``size`` px."""
+    return _boxes(size)[0]
+
+
+__all__ = ["THRESHOLD", "has_noise_map", "lower_face_box", "mask_scores", "noise_map"]
