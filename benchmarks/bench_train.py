@@ -1,13 +1,14 @@
 """Images/s of the full JDSR training step per speed lever, side by side in one run.
 
-Each lever is a config override (``facesr.speed.training``); every row uses the same config,
+A command-line front end of :func:`facesr.speed.training.train_bench` (the measurement lives there,
+with the rest of the speed code). Each lever is a config override; every row uses the same config,
 batch and faces, and ratios are against the first row (``fp32``: the plain eager step). On CUDA the
 rows add GPU busy time vs step time, syncs per step, data-pipeline time and peak memory per image.
 Then optionally a batch sweep of one lever (``--sweep-lever``, ``--sweep-batches``).
 
     # CPU, small (what tests/test_speed_train.py runs, seconds):
     python benchmarks/bench_train.py --batch 2 --steps 2 --warmup 1 --tiny
-    # GPU (scripts/gpu_speed.sh runs this):
+    # GPU:
     python benchmarks/bench_train.py --config configs/jdsr_paper_x4.yaml --batch 128 --steps 20 \\
         --levers fp32,bf16,bf16+fused+sync_log --json-out $OUT/train.json
 """
@@ -16,31 +17,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import sys
 from pathlib import Path
+from typing import Any
 
 import torch
 
-#: a very narrow generator and critic (tests: every code path, seconds on a CPU)
-TINY = [
-    "model.overrides={est_width: 4, est_blocks: 1, est_reduction: 2, unet_widths: [4, 8, 8], "
-    "unet_blocks: [1, 1, 1, 1, 1], trunk: 8, prior_width: 8, coarse_blocks: 1, encoder_blocks: 1, "
-    "prior_blocks: 1, hourglass_depth: 2, decoder_blocks: 1, reduction: 2}",
-    "model.critic={width: 4}",
-]
 
-
-def main(argv: list[str] | None = None) -> dict:
-    from facesr.speed.training import (
-        CPU_TRAIN_LEVERS,
-        CUDA_TRAIN_LEVERS,
-        bench_train,
-        rebase,
-        render_train,
-        tiled_prepared,
-    )
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    """Parse the flags, run :func:`facesr.speed.training.train_bench`, print the table(s)."""
+    from facesr.speed.training import TrainLeverResult, render_train, train_bench
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--config", default="configs/jdsr_lite_x4.yaml")
@@ -62,57 +48,24 @@ def main(argv: list[str] | None = None) -> dict:
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    cuda = torch.cuda.is_available()
-    levers = args.levers.split(",") if args.levers else list(CUDA_TRAIN_LEVERS if cuda else CPU_TRAIN_LEVERS)
-    if args.prepared is None:
-        from facesr.paths import prepared_dir
-
-        args.prepared = str(prepared_dir("utkface"))
-    prepared = tiled_prepared(args.prepared, max(args.faces, args.batch))
-    extra = (TINY if args.tiny else []) + list(args.override)
-    rows = bench_train(
+    doc = train_bench(
         args.config,
-        levers,
+        args.levers.split(",") if args.levers else None,
         batch=args.batch,
         steps=args.steps,
         warmup=args.warmup,
-        prepared=prepared,
+        prepared=args.prepared,
+        faces=args.faces,
         data_root=args.data,
-        extra_overrides=extra,
+        tiny=args.tiny,
+        overrides=args.override,
+        sweep_lever=args.sweep_lever,
+        sweep_batches=[int(x) for x in args.sweep_batches.split(",") if x.strip()],
+        command="python benchmarks/bench_train.py " + " ".join(argv if argv is not None else sys.argv[1:]),
     )
-    sweep = []
-    if args.sweep_lever:
-        for b in [int(x) for x in args.sweep_batches.split(",") if x.strip()]:
-            prep = tiled_prepared(args.prepared, max(args.faces, b))
-            sweep += bench_train(
-                args.config,
-                [args.sweep_lever],
-                batch=b,
-                steps=args.steps,
-                warmup=args.warmup,
-                prepared=prep,
-                data_root=args.data,
-                extra_overrides=extra,
-            )
-    rebase(sweep)
-    doc = {
-        "command": "python benchmarks/bench_train.py " + " ".join(argv if argv is not None else sys.argv[1:]),
-        "config": args.config,
-        "tiny": args.tiny,
-        "device": torch.cuda.get_device_name(0) if cuda else f"CPU ({os.cpu_count()} cores visible)",
-        "threads": torch.get_num_threads(),
-        "torch": torch.__version__,
-        "platform": platform.platform(),
-        "load_avg_1min": round(os.getloadavg()[0], 2),
-        "batch": args.batch,
-        "steps": args.steps,
-        "warmup": args.warmup,
-        "rows": [r.to_json() for r in rows],
-        "sweep": [r.to_json() for r in sweep],
-    }
-    print("\n".join(render_train(rows)))
-    if sweep:
-        print("\nbatch sweep:\n" + "\n".join(render_train(sweep)))
+    print("\n".join(render_train([TrainLeverResult(**r) for r in doc["rows"]])))
+    if doc["sweep"]:
+        print("\nbatch sweep:\n" + "\n".join(render_train([TrainLeverResult(**r) for r in doc["sweep"]])))
     if args.json_out:
         from facesr.io import atomic_write_text
 

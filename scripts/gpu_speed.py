@@ -84,7 +84,7 @@ class Report:
 
 
 def build_model(spec: str, scale: int) -> torch.nn.Module:
-    from facesr.eval.bench import build
+    from facesr.speed.models import build
 
     return build(spec, scale)
 

@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from facesr.errors import FacesrError
-from facesr.eval.bench import count_flops, parse_spec, run_bench
+from facesr.speed.bench import run_bench
+from facesr.speed.models import count_flops, parse_spec
 
 
 def test_flop_count_convention() -> None:

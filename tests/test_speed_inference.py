@@ -140,7 +140,7 @@ def test_no_memory_growth_over_many_faces() -> None:
 
 
 def test_bench_prints_lever_table_and_folds_gpu_json(tmp_path: Path) -> None:
-    from facesr.eval.bench import run_bench
+    from facesr.speed.bench import run_bench
 
     gpu = tmp_path / "gpu_speed.json"
     gpu.write_text(

@@ -243,7 +243,7 @@ def bench_cmd(
 ) -> None:
     """Measure parameters, GFLOPs/face, CPU latency/throughput and memory (and GPU speed); write BENCHMARKS.md."""
     from facesr.errors import FacesrError
-    from facesr.eval.bench import run_bench
+    from facesr.speed.bench import run_bench
 
     try:
         scale_list = [int(s) for s in scales.split(",") if s.strip()]

@@ -33,8 +33,10 @@ import numpy as np
 import torch
 
 from facesr.errors import FacesrError
+from facesr.geometry import HR_SIZE
+from facesr.pixels import round8, to_tensor
+from facesr.speed.models import median_time
 
-HR_SIZE = 128
 SWITCHES = ("channels_last", "bf16", "compile", "cuda_graph", "ort", "ort_int8")
 CPU_LEVERS = ("fp32", "channels_last", "bf16", "compile", "ort", "ort_int8")
 CUDA_LEVERS = (
@@ -185,16 +187,7 @@ def _sync(device: torch.device) -> None:
 
 def time_runner(runner: Runner, x: torch.Tensor, repeats: int, warmup: int = 2) -> float:
     """Median seconds of one call on ``x`` after ``warmup`` untimed calls."""
-    for _ in range(warmup):
-        runner(x)
-    _sync(runner.device)
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        runner(x)
-        _sync(runner.device)
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+    return median_time(lambda: runner(x), repeats, sync=lambda: _sync(runner.device), warmup=warmup)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -234,16 +227,12 @@ def load_quality_faces(scale: int, n: int, root: str | os.PathLike[str] | None =
     return QualityFaces(f"{name} (first {min(n, len(b.lr))} faces)", b.lr[:n], b.hr[:n])
 
 
-def _to01(u8: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(u8)).permute(0, 3, 1, 2).float().div_(255.0)
-
-
 def psnr_u8(sr01: torch.Tensor, hr_u8: np.ndarray) -> float:
     """Mean PSNR (dB, RGB) of the 8-bit-quantised outputs against the HR faces (as ``facesr eval``)."""
     from facesr.eval.metrics import psnr_per_image
 
-    sr = sr01.detach().float().clamp(0, 1).mul(255).round().div(255).cpu()
-    return float(psnr_per_image(sr, _to01(hr_u8)).mean())
+    sr = round8(sr01.detach()).cpu()
+    return float(psnr_per_image(sr, to_tensor(hr_u8)).mean())
 
 
 def run_all(runner: Runner, lr01: torch.Tensor) -> torch.Tensor:
@@ -374,7 +363,7 @@ def measure_candidates(
     interleave = device.type == "cpu" if interleave is None else interleave
     lr_size = HR_SIZE // scale
     x = torch.rand(batch, 3, lr_size, lr_size, generator=torch.Generator().manual_seed(0)).to(device)
-    lr01 = _to01(faces.lr) if faces is not None else None
+    lr01 = to_tensor(faces.lr) if faces is not None else None
     rows: list[LeverResult] = []
     live: dict[int, Runner] = {}
     ref: torch.Tensor | None = None

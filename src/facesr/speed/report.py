@@ -1,7 +1,7 @@
 """The speed sections of BENCHMARKS.md: levers, CPU targets, peers side by side, training, GPU.
 
 Everything here is measured in the calling process, in one run, on the same faces, so the ratios
-hold on a shared machine even when absolute times do not. Called by :func:`facesr.eval.bench.run_bench`.
+hold on a shared machine even when absolute times do not. Called by :func:`facesr.speed.bench.run_bench`.
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ def cpu_lever_section(
     models: list[tuple[str, str]] | None = None,
 ) -> tuple[list[str], dict[str, Any]]:
     """Levers for lite and paper at batch 1 on the CPU + the CPU-target verdicts."""
-    from facesr.eval.bench import build
+    from facesr.speed.models import build
 
     faces = load_quality_faces(scale, n_faces, benchmarks_root)
     lines = [
@@ -172,8 +172,8 @@ def peer_section(
     pdir = Path(peers_dir) if peers_dir else Path(os.environ.get("FACESR_PEERS", "workspace/peers"))
     if faces is None:
         return [f"## Peers side by side, x{scale}", "", "UTK-Mask not built: no peer comparison.", ""], {}
-    from facesr.eval.bench import build
     from facesr.speed.inference import Lever, measure_candidates
+    from facesr.speed.models import build
 
     ours = next(spec for label, spec in lever_models(scale) if label == "lite")
     cands = [
@@ -239,21 +239,21 @@ def peer_section(
 
 
 def train_section(args: dict[str, Any]) -> tuple[list[str], dict[str, Any]]:
-    """The training-step levers (small sizes on a CPU), via benchmarks/bench_train.py's function."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("bench_train", HERE / "benchmarks" / "bench_train.py")
-    if spec is None or spec.loader is None or not (HERE / "benchmarks" / "bench_train.py").is_file():
-        return ["## Training levers", "", "benchmarks/bench_train.py not found.", ""], {}
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    from facesr.speed.training import TrainLeverResult, render_train
+    """The training-step levers (small sizes on a CPU), measured by :func:`facesr.speed.training.train_bench`."""
+    from facesr.speed.training import TrainLeverResult, render_train, train_bench
 
     argv = ["--batch", str(args["batch"]), "--steps", str(args["steps"]), "--warmup", str(args["warmup"])]
     argv += ["--config", args["config"], "--faces", str(max(64, args["batch"]))]
-    if args.get("tiny"):
-        argv.append("--tiny")
-    doc = mod.main(argv)
+    argv += ["--tiny"] if args.get("tiny") else []
+    doc = train_bench(
+        args["config"],
+        batch=args["batch"],
+        steps=args["steps"],
+        warmup=args["warmup"],
+        faces=max(64, args["batch"]),
+        tiny=bool(args.get("tiny")),
+        command="python benchmarks/bench_train.py " + " ".join(argv),
+    )
     rows = [TrainLeverResult(**r) for r in doc["rows"]]
     lines = [
         f"## Training-step levers ({doc['device']}, {doc['threads']} threads)",

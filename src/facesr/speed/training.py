@@ -300,3 +300,70 @@ def render_train(rows: list[TrainLeverResult]) -> list[str]:
             f"{r.first_steps_s:.1f} | {f(r.peak_mb_per_image, '.1f')} |"
         )
     return lines
+
+
+#: A very narrow generator and critic (tests: every code path, seconds on a CPU).
+TINY = [
+    "model.overrides={est_width: 4, est_blocks: 1, est_reduction: 2, unet_widths: [4, 8, 8], "
+    "unet_blocks: [1, 1, 1, 1, 1], trunk: 8, prior_width: 8, coarse_blocks: 1, encoder_blocks: 1, "
+    "prior_blocks: 1, hourglass_depth: 2, decoder_blocks: 1, reduction: 2}",
+    "model.critic={width: 4}",
+]
+
+
+def train_bench(
+    config: str | Path,
+    levers: list[str] | None = None,
+    *,
+    batch: int = 16,
+    steps: int = 10,
+    warmup: int = 3,
+    prepared: str | Path | None = None,
+    faces: int = 2048,
+    data_root: str | Path | None = None,
+    tiny: bool = False,
+    overrides: list[str] | None = None,
+    sweep_lever: str | None = None,
+    sweep_batches: list[int] | None = None,
+    command: str = "",
+) -> dict[str, Any]:
+    """The training-lever table as a JSON-able document: every lever, then an optional batch sweep.
+
+    ``levers`` defaults to the device's list; ``prepared`` to ``workspace/prepared/utkface``, tiled
+    to ``faces``; ``tiny`` swaps in :data:`TINY` nets (code paths, not model cost). Used by
+    ``facesr bench --train-config``, ``benchmarks/bench_train.py`` and ``scripts/gpu_speed.py``.
+    """
+    import os
+    import platform
+
+    cuda = torch.cuda.is_available()
+    levers = list(levers or (CUDA_TRAIN_LEVERS if cuda else CPU_TRAIN_LEVERS))
+    if prepared is None:
+        from facesr.paths import prepared_dir
+
+        prepared = prepared_dir("utkface")
+    extra = (TINY if tiny else []) + list(overrides or [])
+    common = {"steps": steps, "warmup": warmup, "data_root": data_root, "extra_overrides": extra}
+    rows = bench_train(
+        config, levers, batch=batch, prepared=tiled_prepared(prepared, max(faces, batch)), **common
+    )
+    sweep: list[TrainLeverResult] = []
+    for b in (sweep_batches or []) if sweep_lever else []:
+        prep = tiled_prepared(prepared, max(faces, b))
+        sweep += bench_train(config, [str(sweep_lever)], batch=b, prepared=prep, **common)
+    rebase(sweep)
+    return {
+        "command": command,
+        "config": str(config),
+        "tiny": tiny,
+        "device": torch.cuda.get_device_name(0) if cuda else f"CPU ({os.cpu_count()} cores visible)",
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "platform": platform.platform(),
+        "load_avg_1min": round(os.getloadavg()[0], 2),
+        "batch": batch,
+        "steps": steps,
+        "warmup": warmup,
+        "rows": [r.to_json() for r in rows],
+        "sweep": [r.to_json() for r in sweep],
+    }

@@ -7,12 +7,12 @@ CPU throughput at a batch, peak memory, and, when CUDA is available, GPU through
 
 Absolute CPU timings depend on the machine and on whatever else runs on it, so every timing is also
 printed as a ratio to bicubic and to the JDSR lite model *measured in the same run*. Each CPU
-measurement runs in a fresh child process (``python -m facesr.eval.bench``) so that its peak resident
+measurement runs in a fresh child process (:func:`child_measure`) so that its peak resident
 memory (``ru_maxrss``) belongs to that model alone and no allocator state leaks between models.
 Speed does not depend on weight values, so architectures can be benchmarked untrained
 (``jdsr:size=lite``), which is how the default run covers models that have not been trained yet.
 
-Then, in the same run (``facesr.speed``): every inference lever (channels_last, bf16, torch.compile,
+Then, in the same run (:mod:`facesr.speed.report`): every inference lever (channels_last, bf16, torch.compile,
 ONNX Runtime, int8) against fp32 eager with output differences and PSNR on real UTK-Mask faces; the
 CPU targets; real peers that nobody here wrote (ESRGAN-thick, RealSR on ncnn) on the same faces with
 PSNR next to speed; optionally the training-step levers; and the GPU tables folded in from a
@@ -25,73 +25,16 @@ import json
 import os
 import platform
 import resource
-import statistics
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from facesr.errors import FacesrError
-
-HR_SIZE = 128
-DEFAULT_SPECS = ("bicubic", "jdsr:size=lite", "jdsr:size=paper")
-LITE_SPEC = "jdsr:size=lite"
-
-
-def parse_spec(spec: str) -> tuple[str, dict[str, Any]]:
-    """``jdsr:size=lite:width=32`` -> (``jdsr``, {size: lite, width: 32}); values parsed as YAML scalars."""
-    import yaml
-
-    arch, *parts = spec.split(":")
-    args: dict[str, Any] = {}
-    for p in parts:
-        if "=" not in p:
-            raise FacesrError(f"bench model spec {spec!r}: expected key=value after ':', got {p!r}")
-        k, v = p.split("=", 1)
-        args[k] = yaml.safe_load(v)
-    return arch, args
-
-
-def build(spec: str, scale: int) -> torch.nn.Module:
-    """A Restorer for a zoo name, a weights path or an ``arch:key=value`` spec (untrained)."""
-    from facesr.zoo import Restorer, build_arch, load_model
-
-    if spec == "bicubic" or spec.startswith("bicubic-"):
-        return load_model("bicubic", scale=scale)
-    if ":" in spec and not Path(spec).exists():
-        arch, args = parse_spec(spec)
-        net = build_arch(arch, {**args, "scale": scale})
-        return Restorer(net.eval().requires_grad_(False), name=spec, scale=scale, output_key="sr")
-    return load_model(spec, scale=scale)
-
-
-def count_flops(model: torch.nn.Module, x: torch.Tensor) -> int:
-    """FLOPs of one forward pass (flop_counter convention: multiply-add = 2)."""
-    from torch.utils.flop_counter import FlopCounterMode
-
-    counter = FlopCounterMode(display=False)
-    with counter, torch.inference_mode():
-        model(x)
-    return int(counter.get_total_flops())
-
-
-def _time(fn: Any, repeats: int, sync: Any = None, warmup: int = 2) -> float:
-    """Median seconds of ``fn()`` over ``repeats`` runs, after ``warmup`` untimed runs."""
-    for _ in range(warmup):
-        fn()
-    if sync:
-        sync()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        if sync:
-            sync()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+from facesr.geometry import HR_SIZE
+from facesr.speed.models import DEFAULT_SPECS, LITE_SPEC, build, count_flops, median_time
 
 
 def measure_cpu(spec: str, scale: int, batch_size: int, repeats: int, threads: int | None) -> dict[str, Any]:
@@ -106,8 +49,8 @@ def measure_cpu(spec: str, scale: int, batch_size: int, repeats: int, threads: i
     flops = count_flops(model, lr1)
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     with torch.inference_mode():
-        lat = _time(lambda: model(lr1), repeats)
-        thr_t = _time(lambda: model(lrb), max(3, repeats // 3), warmup=1)
+        lat = median_time(lambda: model(lr1), repeats)
+        thr_t = median_time(lambda: model(lrb), max(3, repeats // 3), warmup=1)
     rss_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     kb = 1024.0 if sys.platform != "darwin" else 1024.0 * 1024.0  # ru_maxrss: KiB on Linux, bytes on macOS
     return {
@@ -145,7 +88,7 @@ def measure_gpu(
             ):
                 model(x)
 
-        t = _time(run, repeats, sync=torch.cuda.synchronize)
+        t = median_time(run, repeats, sync=torch.cuda.synchronize)
         out[f"gpu_{tag}_throughput"] = batch_size / t
         out[f"gpu_{tag}_tflops"] = flops_per_face * batch_size / t / 1e12
         out[f"gpu_{tag}_peak_mb"] = torch.cuda.max_memory_allocated(dev) / 2**20
@@ -153,14 +96,9 @@ def measure_gpu(
 
 
 def _child(spec: str, scale: int, batch_size: int, repeats: int, threads: int | None) -> dict[str, Any]:
-    cmd = [
-        sys.executable,
-        "-m",
-        "facesr.eval.bench",
-        json.dumps(
-            {"spec": spec, "scale": scale, "batch_size": batch_size, "repeats": repeats, "threads": threads}
-        ),
-    ]
+    args = {"spec": spec, "scale": scale, "batch_size": batch_size, "repeats": repeats, "threads": threads}
+    code = "import sys; from facesr.speed.bench import child_measure; child_measure(sys.argv[1])"
+    cmd = [sys.executable, "-c", code, json.dumps(args)]
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         tail = (proc.stderr.strip().splitlines() or ["(no output)"])[-1]
@@ -348,11 +286,8 @@ def run_bench(
     return out_path
 
 
-def _main() -> None:  # child-process entry: python -m facesr.eval.bench '<json args>'
-    args = json.loads(sys.argv[1])
+def child_measure(args_json: str) -> None:
+    """What the child process of :func:`_child` runs: :func:`measure_cpu`, printed as one JSON line."""
+    args = json.loads(args_json)
     res = measure_cpu(args["spec"], args["scale"], args["batch_size"], args["repeats"], args["threads"])
     print(json.dumps(res))
-
-
-if __name__ == "__main__":
-    _main()
