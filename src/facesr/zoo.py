@@ -9,6 +9,15 @@ Weights are safetensors files whose metadata names the architecture and its argu
 with :func:`register_arch`. Named models are listed in ``weights/zoo.json`` with their file,
 sha256 and model card; a missing file or a wrong hash is a :class:`~facesr.errors.ModelError`
 that says what to do. Nothing is ever downloaded here and nothing is unpickled.
+
+A weights file is content, not code, and is checked before it runs (issue 17): the metadata's size,
+nesting and numbers are bounded, ``facesr.scale`` must be one of :data:`SCALES`, the architecture
+is first built on PyTorch's ``meta`` device (no memory) and its tensor names and shapes must match
+the file's exactly, NaN/inf weights are refused, and a forward pass on the meta device must give
+a 3-channel image (which also checks ``facesr.output_key``). Every file that is loaded is
+hash-checked where a hash is known: zoo entries (also when named by path), a ``<file>.sha256``
+sidecar next to any weights file, and the bundled detector/identity weights
+(:func:`verify_bundled`).
 """
 
 from __future__ import annotations
@@ -30,6 +39,20 @@ from facesr.errors import ModelError
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 ZOO_FILE = WEIGHTS_DIR / "zoo.json"
 HR_SIZE = 128
+#: Up-scaling factors a weights file may declare (``facesr.scale``): the 128 px output frame
+#: divided by the model's input frame.
+SCALES = (2, 4, 8)
+#: Bounds on the metadata of a weights file: JSON size of ``facesr.args``, its nesting depth, list
+#: lengths and numbers (a width of 10**9 would try to allocate terabytes before any check).
+MAX_ARGS_BYTES = 64 * 1024
+MAX_ARGS_DEPTH = 6
+MAX_ARG_NUMBER = 65_536
+MAX_ARG_ITEMS = 256
+#: sha256 of the bundled non-zoo weights, checked every time they are loaded.
+BUNDLED_SHA256 = {
+    "mtcnn.safetensors": "9d15fcb0ea2a94e87b4875ca1790e3d43f20057c9aa1b4cebebe69d2c8ffb1a6",
+    "face_id.safetensors": "e1bcc11eaaf3cd6f43de930aa605a9c724a7d5283bdfd01f10b45e93454f39f9",
+}
 
 #: Modules imported (lazily, on first load) so that their ``@register_arch`` builders exist.
 ARCH_MODULES = ("facesr.nets.jdsr", "facesr.nets.cr", "facesr.nets.baselines", "facesr.nets.peers")
@@ -161,6 +184,123 @@ def sha256_file(path: str | os.PathLike[str]) -> str:
     return h.hexdigest()
 
 
+def verify_bundled(path: str | os.PathLike[str]) -> None:
+    """Check a bundled weights file (MTCNN, identity net) against :data:`BUNDLED_SHA256`.
+
+    Files outside the package's weights folder or without a recorded hash are not checked here
+    (a converter script writing a fresh file, a test's own file).
+    """
+    path = Path(path)
+    want = BUNDLED_SHA256.get(path.name)
+    if want is None or path.resolve().parent != WEIGHTS_DIR.resolve() or not path.is_file():
+        return
+    if sha256_file(path) != want:
+        raise ModelError(
+            f"{path.name} fails its sha256 check (corrupt or replaced file); reinstall facesr to restore it"
+        )
+
+
+def _known_sha256(path: Path) -> tuple[str, str] | None:
+    """(expected sha256, where it comes from) for a weights file named by path, if one is known."""
+    resolved = path.resolve()
+    for entry in _read_zoo().values():
+        if entry.sha256 and entry.path.resolve() == resolved:
+            return entry.sha256, f"zoo entry {entry.name!r}"
+    sidecar = path.with_name(path.name + ".sha256")
+    if sidecar.is_file():
+        words = sidecar.read_text(encoding="utf-8", errors="replace").split()
+        if not words or len(words[0]) != 64:
+            raise ModelError(f"{sidecar}: not a sha256 sidecar (expected 64 hex digits first)")
+        return words[0].lower(), sidecar.name
+    return None
+
+
+def _check_args(value: Any, path: Path, where: str = "facesr.args", depth: int = 0) -> None:
+    """Bounded architecture arguments: nesting, list lengths and numbers (see MAX_ARG_*)."""
+    if depth > MAX_ARGS_DEPTH:
+        raise ModelError(f"{path}: {where} is nested deeper than {MAX_ARGS_DEPTH} levels")
+    if isinstance(value, dict):
+        if len(value) > MAX_ARG_ITEMS:
+            raise ModelError(f"{path}: {where} has {len(value)} keys (at most {MAX_ARG_ITEMS})")
+        for k, v in value.items():
+            _check_args(v, path, f"{where}.{k}", depth + 1)
+    elif isinstance(value, list):
+        if len(value) > MAX_ARG_ITEMS:
+            raise ModelError(f"{path}: {where} has {len(value)} items (at most {MAX_ARG_ITEMS})")
+        for i, v in enumerate(value):
+            _check_args(v, path, f"{where}[{i}]", depth + 1)
+    elif (
+        isinstance(value, (int, float))
+        and not isinstance(value, bool)
+        and (value != value or abs(value) > MAX_ARG_NUMBER)
+    ):
+        raise ModelError(f"{path}: {where}={value!r} is out of range (|value| <= {MAX_ARG_NUMBER})")
+
+
+def _parse_meta(meta: dict[str, str], path: Path) -> tuple[int, dict[str, Any]]:
+    """(facesr.scale or 0 when absent, facesr.args) from a file's metadata, validated."""
+    raw_args = meta.get("facesr.args", "{}")
+    if len(raw_args) > MAX_ARGS_BYTES:
+        raise ModelError(f"{path}: facesr.args is {len(raw_args):,} bytes (at most {MAX_ARGS_BYTES:,})")
+    try:  # the metadata is file content: a bad value is the file's fault, not a bug here
+        file_scale = int(meta.get("facesr.scale", "0"))
+        arch_args = json.loads(raw_args)
+    except (ValueError, TypeError, RecursionError) as exc:
+        why = "nested too deeply" if isinstance(exc, RecursionError) else str(exc).splitlines()[0][:120]
+        raise ModelError(f"{path}: invalid facesr metadata ({why})") from None
+    if not isinstance(arch_args, dict):
+        raise ModelError(f"{path}: invalid facesr metadata (facesr.args is not a JSON object)")
+    _check_args(arch_args, path)
+    if "facesr.scale" in meta and file_scale not in SCALES:
+        raise ModelError(
+            f"{path}: facesr.scale={meta['facesr.scale']!r} is not a supported scale "
+            f"({', '.join(map(str, SCALES))})"
+        )
+    return file_scale, arch_args
+
+
+def _shape_mismatch(own: dict[str, Any], shapes: dict[str, tuple[int, ...]]) -> str | None:
+    """A one-line description of how the file's tensors differ from the architecture's, or None."""
+    missing = [k for k in own if k not in shapes]
+    unexpected = [k for k in shapes if k not in own]
+    if missing or unexpected:
+        return f"missing {missing[:3]}, unexpected {unexpected[:3]}"
+    for k, v in own.items():
+        if tuple(v.shape) != tuple(shapes[k]):
+            return f"{k} has shape {list(shapes[k])} in the file, {list(v.shape)} in the architecture"
+    return None
+
+
+def _finite(t: torch.Tensor) -> bool:
+    """Whether every element is finite: the float64 sum of a tensor with a NaN/inf is NaN/inf.
+
+    (``torch.isfinite`` on float16 tensors is slow on the CPU; a sum is one pass in any dtype.)
+    """
+    return bool(torch.isfinite(t.detach().double().sum()))
+
+
+def _probe(net: nn.Module, output_key: str | None, lr_size: int, path: Path) -> None:
+    """One forward pass on the meta device (shapes only, no compute): ``output_key`` names an output
+    and the output is an ``N x 3 x H x W`` image. Operators without a meta kernel skip the check."""
+    try:
+        with torch.inference_mode():
+            out = net(torch.empty(1, 3, lr_size, lr_size, device="meta"))
+    except Exception:  # not runnable on the meta device (or failing there): the real run will tell
+        return
+    if isinstance(out, dict):
+        if output_key is None or output_key not in out:
+            raise ModelError(
+                f"{path}: facesr.output_key={output_key!r} is not one of the network's outputs "
+                f"({', '.join(sorted(map(str, out)))})"
+            )
+        out = out[output_key]
+    elif output_key is not None:
+        raise ModelError(f"{path}: facesr.output_key={output_key!r} but the network returns a single tensor")
+    if not isinstance(out, torch.Tensor) or out.ndim != 4 or out.shape[1] != 3:
+        shape = list(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise ModelError(f"{path}: the network's output is {shape}, not an N x 3 x H x W image")
+
+
 def save_weights(
     net: nn.Module,
     path: str | os.PathLike[str],
@@ -180,8 +320,12 @@ def save_weights(
     state = {}
     for k, v in net.state_dict().items():
         t = v.detach().cpu()
+        if t.is_floating_point() and not _finite(t):
+            raise ModelError(f"{path}: not saved: tensor {k!r} holds NaN or inf (did training diverge?)")
         if dtype is not None and t.is_floating_point():
             t = t.to(dtype)
+            if not _finite(t):
+                raise ModelError(f"{path}: not saved: tensor {k!r} overflows {dtype}")
         state[k] = t.contiguous()
     meta = {
         "facesr.arch": arch,
@@ -200,37 +344,52 @@ def _load_file(path: Path, name: str, scale: int | None, device: str | torch.dev
     try:
         with safe_open(str(path), framework="pt", device="cpu") as fh:
             meta = fh.metadata() or {}
-            state = {k: fh.get_tensor(k) for k in fh.keys()}  # noqa: SIM118 - safe_open has no iterator
+            keys = list(fh.keys())
+            shapes = {k: tuple(fh.get_slice(k).get_shape()) for k in keys}
+            if "facesr.arch" not in meta:
+                raise ModelError(
+                    f"{path}: safetensors file has no facesr metadata (facesr.arch); "
+                    "was it written by facesr.zoo.save_weights?"
+                )
+            file_scale, arch_args = _parse_meta(meta, path)
+            if scale is not None and file_scale and scale != file_scale:
+                raise ModelError(f"{name}: model is x{file_scale}, but x{scale} was asked for")
+            arch = meta["facesr.arch"]
+            try:  # on the meta device first: no memory, so huge or wrong arguments cost nothing
+                with torch.device("meta"):
+                    probe = build_arch(arch, arch_args)
+            except ModelError:
+                raise
+            except (ValueError, TypeError, KeyError, AssertionError) as exc:
+                raise ModelError(f"{path}: cannot build {arch!r} from the file's arguments ({exc})") from None
+            except Exception:  # a builder that cannot run on the meta device: checked after the build
+                probe = None
+            if probe is not None:
+                bad = _shape_mismatch(probe.state_dict(), shapes)
+                if bad:
+                    raise ModelError(f"{path}: weights do not fit architecture {arch!r} ({bad})")
+                lr_size = HR_SIZE // (file_scale or scale or 4)
+                _probe(probe.eval(), meta.get("facesr.output_key") or None, lr_size, path)
+                del probe
+            state = {k: fh.get_tensor(k) for k in keys}
     except (SafetensorError, OSError, ValueError) as exc:
         raise ModelError(f"{path}: not a readable safetensors weights file ({exc})") from None
-    if "facesr.arch" not in meta:
+    non_finite = [k for k, v in state.items() if v.is_floating_point() and not _finite(v)]
+    if non_finite:
         raise ModelError(
-            f"{path}: safetensors file has no facesr metadata (facesr.arch); "
-            "was it written by facesr.zoo.save_weights?"
+            f"{path}: {len(non_finite)} weight tensor(s) hold NaN or inf (first: {non_finite[0]}); "
+            "the file is corrupt or comes from a diverged run"
         )
-    try:  # the metadata is file content: a bad value is the file's fault, not a bug here
-        file_scale = int(meta.get("facesr.scale", "0"))
-        arch_args = json.loads(meta.get("facesr.args", "{}"))
-        if not isinstance(arch_args, dict):
-            raise TypeError("facesr.args is not a JSON object")
-    except (ValueError, TypeError) as exc:
-        raise ModelError(f"{path}: invalid facesr metadata ({exc})") from None
-    if scale is not None and file_scale and scale != file_scale:
-        raise ModelError(f"{name}: model is x{file_scale}, but x{scale} was asked for")
     try:
-        net = build_arch(meta["facesr.arch"], arch_args)
-    except (ValueError, TypeError) as exc:
-        raise ModelError(
-            f"{path}: cannot build {meta['facesr.arch']!r} from the file's arguments ({exc})"
-        ) from None
+        net = build_arch(arch, arch_args)
+    except (ValueError, TypeError, KeyError, AssertionError, MemoryError, RuntimeError) as exc:
+        raise ModelError(f"{path}: cannot build {arch!r} from the file's arguments ({exc})") from None
     own = net.state_dict()
-    state = {k: v.to(own[k].dtype) if k in own else v for k, v in state.items()}
-    missing, unexpected = net.load_state_dict(state, strict=False)
-    if missing or unexpected:
-        raise ModelError(
-            f"{path}: weights do not fit architecture {meta['facesr.arch']!r} "
-            f"(missing {list(missing)[:3]}, unexpected {list(unexpected)[:3]})"
-        )
+    bad = _shape_mismatch(own, shapes)
+    if bad:
+        raise ModelError(f"{path}: weights do not fit architecture {arch!r} ({bad})")
+    state = {k: v.to(own[k].dtype) for k, v in state.items()}
+    net.load_state_dict(state, strict=True)
     net.eval().requires_grad_(False)
     restorer = Restorer(
         net,
@@ -280,6 +439,11 @@ def load_model(
     if path.suffix == ".safetensors" or path.exists():
         if not path.is_file():
             raise ModelError(f"weights file {str(path)!r} not found")
+        known = _known_sha256(path) if verify else None
+        if known is not None and sha256_file(path) != known[0]:
+            raise ModelError(
+                f"{path}: fails the sha256 check recorded in {known[1]} (corrupt or replaced file)"
+            )
         return _load_file(path, path.stem, scale, device)
     known = ", ".join(e.name for e in list_models())
     raise ModelError(f"unknown model {name!r}; known models: {known} (or pass a .safetensors path)")

@@ -48,11 +48,17 @@ def resolve_engine(engine: str, device: torch.device, precision: str) -> str:
 
 
 def _weights_key(restorer: nn.Module) -> str:
-    """A stable key for the weights: hash of the state dict bytes (cheap for these small models)."""
+    """A stable key for the graph: hash of the state dict bytes (cheap for these small models) and of
+    everything else that changes the graph: versions, scale, ``output_key`` and the file's metadata
+    (two files with the same tensors but another ``facesr.output_key`` must not share a graph)."""
+    import json
+
     import onnxruntime
 
     h = hashlib.sha256()
     h.update(f"{torch.__version__}|{onnxruntime.__version__}|{getattr(restorer, 'scale', 0)}".encode())
+    h.update(f"|{getattr(restorer, 'output_key', None)}|".encode())
+    h.update(json.dumps(dict(getattr(restorer, "meta", {}) or {}), sort_keys=True).encode())
     for k, v in restorer.state_dict().items():
         h.update(k.encode())
         h.update(v.detach().cpu().contiguous().numpy().tobytes())

@@ -1,0 +1,188 @@
+"""Issue 17, weights: wrong shapes, bad scales, nested/huge args, NaN, hashes and the ONNX cache key."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from facesr import zoo
+from facesr.errors import ModelError
+
+
+class _Net(nn.Module):
+    """Conv + bicubic to 128 px; returns a dict like the JDSR generator (``sr`` and ``aux``)."""
+
+    def __init__(self, width: int = 4) -> None:
+        super().__init__()
+        self.a = nn.Conv2d(3, width, 3, padding=1)
+        self.b = nn.Conv2d(width, 3, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        y = self.b(torch.relu(self.a(x)))
+        return {"sr": F.interpolate(y, size=(128, 128), mode="bilinear"), "aux": y}
+
+
+zoo.register_arch("_h17_net")(lambda width=4: _Net(width))
+
+
+def _write(path: Path, *, width: int = 4, meta: dict[str, str] | None = None, state=None) -> Path:
+    net = _Net(width)
+    zoo.save_weights(net, path, arch="_h17_net", args={"width": width}, scale=4, output_key="sr", dtype=None)
+    if meta is not None or state is not None:
+        merged = {**_meta(path), **(meta or {})}
+        save_file(state if state is not None else load_file(str(path)), str(path), metadata=merged)
+    return path
+
+
+def _meta(path: Path) -> dict[str, str]:
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as fh:
+        return dict(fh.metadata() or {})
+
+
+def test_good_file_loads(tmp_path: Path) -> None:
+    r = zoo.load_model(_write(tmp_path / "ok.safetensors"))
+    assert r.scale == 4 and r(torch.rand(1, 3, 32, 32)).shape == (1, 3, 128, 128)
+
+
+def test_wrong_tensor_shape_is_one_line(tmp_path: Path) -> None:
+    state = load_file(str(_write(tmp_path / "a.safetensors")))
+    state["a.weight"] = torch.zeros(5, 3, 3, 3)
+    path = _write(tmp_path / "bad.safetensors", state=state)
+    with pytest.raises(ModelError, match=r"a\.weight has shape \[5, 3, 3, 3\] in the file") as err:
+        zoo.load_model(path)
+    assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("value", ["3", "-4", "1000", "0", "x4"])
+def test_bad_scale_is_one_line(tmp_path: Path, value: str) -> None:
+    path = _write(tmp_path / "s.safetensors", meta={"facesr.scale": value})
+    with pytest.raises(ModelError, match=r"facesr\.scale|invalid facesr metadata"):
+        zoo.load_model(path)
+
+
+@pytest.mark.parametrize(
+    ("args", "match"),
+    [
+        ("[" * 100_000 + "]" * 100_000, "too large|nested"),
+        ('{"width": ' + "[" * 50 + "4" + "]" * 50 + "}", "nested deeper"),
+        ('{"width": 1000000000}', "out of range"),
+        ('{"width": NaN}', "out of range"),
+        ('{"width": 12}', "missing|shape"),
+        ('{"width": [' + ",".join(["1"] * 1000) + "]}", "items"),
+    ],
+    ids=["deep-json", "deep-args", "huge-width", "nan-width", "other-width", "long-list"],
+)
+def test_nested_or_huge_args_are_refused_fast(tmp_path: Path, args: str, match: str) -> None:
+    path = _write(tmp_path / "n.safetensors", meta={"facesr.args": args})
+    t0 = time.perf_counter()
+    with pytest.raises(ModelError, match=match):
+        zoo.load_model(path)
+    assert time.perf_counter() - t0 < 5.0
+
+
+def test_huge_real_architecture_args_cost_no_memory(tmp_path: Path) -> None:
+    """Within the number bounds, a JDSR generator 1,000x too wide is built on the meta device only."""
+    import tracemalloc
+
+    path = tmp_path / "wide.safetensors"
+    save_file(
+        {"w": torch.zeros(2)},
+        str(path),
+        metadata={
+            "facesr.arch": "jdsr",
+            "facesr.args": json.dumps({"size": "lite", "scale": 4, "trunk": 60000}),
+        },
+    )
+    tracemalloc.start()
+    with pytest.raises(ModelError, match=r"do not fit|cannot build"):
+        zoo.load_model(path)
+    assert tracemalloc.get_traced_memory()[1] < 200 * 2**20
+    tracemalloc.stop()
+
+
+def test_nan_weights_are_refused_and_never_saved(tmp_path: Path) -> None:
+    state = load_file(str(_write(tmp_path / "a.safetensors")))
+    state["b.bias"] = torch.full_like(state["b.bias"], float("nan"))
+    with pytest.raises(ModelError, match="NaN or inf"):
+        zoo.load_model(_write(tmp_path / "nan.safetensors", state=state))
+    net = _Net()
+    with torch.no_grad():
+        net.a.weight[0, 0, 0, 0] = float("inf")
+    with pytest.raises(ModelError, match="not saved"):
+        zoo.save_weights(net, tmp_path / "inf.safetensors", arch="_h17_net", args={}, scale=4)
+    assert not (tmp_path / "inf.safetensors").exists()
+    big = _Net()
+    with torch.no_grad():
+        big.a.weight[0, 0, 0, 0] = 1e6  # finite in fp32, inf in fp16
+    with pytest.raises(ModelError, match="overflows"):
+        zoo.save_weights(big, tmp_path / "big.safetensors", arch="_h17_net", args={}, scale=4)
+
+
+@pytest.mark.parametrize("key", ["nope", ""])
+def test_unknown_output_key_is_refused(tmp_path: Path, key: str) -> None:
+    path = _write(tmp_path / "k.safetensors", meta={"facesr.output_key": key})
+    with pytest.raises(ModelError, match="output_key"):
+        zoo.load_model(path)
+
+
+def test_file_loaded_by_path_is_hash_checked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # a zoo file named by its path is checked against the zoo's sha256
+    src = _write(tmp_path / "mine.safetensors")
+    digest = zoo.sha256_file(src)
+    monkeypatch.setattr(zoo, "WEIGHTS_DIR", tmp_path)
+    zoo_json = tmp_path / "zoo.json"
+    entry = {"name": "mine", "file": "mine.safetensors", "sha256": digest, "scale": 4, "task": "masked"}
+    zoo_json.write_text(json.dumps({"models": [entry]}))
+    monkeypatch.setattr(zoo, "ZOO_FILE", zoo_json)
+    zoo.load_model(src)
+    entry["sha256"] = "0" * 64
+    zoo_json.write_text(json.dumps({"models": [entry]}))
+    with pytest.raises(ModelError, match="zoo entry 'mine'"):
+        zoo.load_model(src)
+    assert zoo.load_model(src, verify=False).scale == 4
+    # any weights file with a .sha256 sidecar is checked against it
+    other = _write(tmp_path / "other.safetensors")
+    (tmp_path / "other.safetensors.sha256").write_text(zoo.sha256_file(other) + "  other.safetensors\n")
+    zoo.load_model(other)
+    (tmp_path / "other.safetensors.sha256").write_text("f" * 64 + "\n")
+    with pytest.raises(ModelError, match=r"other\.safetensors\.sha256"):
+        zoo.load_model(other)
+
+
+def test_bundled_weights_hashes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in zoo.BUNDLED_SHA256:
+        zoo.verify_bundled(zoo.WEIGHTS_DIR / name)  # the shipped files pass
+    fake = tmp_path / "mtcnn.safetensors"
+    fake.write_bytes((zoo.WEIGHTS_DIR / "mtcnn.safetensors").read_bytes()[:-1] + b"\0")
+    monkeypatch.setattr(zoo, "WEIGHTS_DIR", tmp_path)
+    with pytest.raises(ModelError, match=r"mtcnn\.safetensors fails its sha256"):
+        zoo.verify_bundled(fake)
+
+
+def test_bundled_detector_refuses_a_replaced_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from facesr.restoration import mtcnn
+
+    fake = tmp_path / "mtcnn.safetensors"
+    fake.write_bytes(mtcnn.WEIGHTS.read_bytes()[:-1] + b"\0")
+    monkeypatch.setattr(zoo, "WEIGHTS_DIR", tmp_path)
+    with pytest.raises(ModelError, match="sha256"):
+        mtcnn.MTCNN().load_weights(fake)
+
+
+def test_onnx_cache_key_includes_metadata() -> None:
+    pytest.importorskip("onnxruntime")
+    from facesr.restoration.engine import _weights_key
+
+    a = zoo.Restorer(_Net(), name="a", scale=4, output_key="sr", meta={"facesr.output_key": "sr"})
+    b = zoo.Restorer(_Net(), name="a", scale=4, output_key="aux", meta={"facesr.output_key": "aux"})
+    b.load_state_dict(a.state_dict())
+    assert _weights_key(a) != _weights_key(b)
