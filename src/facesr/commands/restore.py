@@ -64,16 +64,6 @@ def _check_output_dir(out: Path) -> None:
         raise FacesrError(f"cannot write to output folder {out}: {exc.strerror or exc}") from None
 
 
-def _unique(path: Path, taken: set[Path]) -> Path:
-    stem, n = path.with_suffix(""), 1
-    cand = path
-    while cand.resolve() in taken:
-        cand = Path(f"{stem}_{n}{path.suffix}")
-        n += 1
-    taken.add(cand.resolve())
-    return cand
-
-
 def _compare_image(before, after):  # type: ignore[no-untyped-def]
     """Side by side: input | restored (the aligned mode's input is resized to the output size)."""
     import numpy as np
@@ -147,6 +137,12 @@ def _compare_image(before, after):  # type: ignore[no-untyped-def]
 @click.option(
     "--min-face", type=float, default=None, help="Smallest face box (px) to search for (default 10)."
 )
+@click.option(
+    "--overwrite",
+    is_flag=True,
+    help="Replace output files that existed before this run (default: write NAME_1.png and so on "
+    "instead). Inputs are never replaced.",
+)
 def restore_cmd(
     inputs: tuple[str, ...],
     output: Path,
@@ -162,6 +158,7 @@ def restore_cmd(
     compare: bool,
     max_pixels: int | None,
     min_face: float | None,
+    overwrite: bool = False,
 ) -> int:
     """Restore every face in photos INPUT... (files, folders, globs) and write the results to -o."""
     import warnings
@@ -179,6 +176,10 @@ def restore_cmd(
     engine = resolve_engine(engine, dev, precision)  # likewise an unusable --engine ort
     background_upsampler(bg_upsampler, dev)  # an unknown or unusable upsampler: exit 2 before any work
     _check_output_dir(output)
+    from facesr.outputs import OutputPlan, ReportWriter, remove_dead_temps
+
+    for stale in remove_dead_temps(output):  # left by a killed run (its process is gone)
+        click.echo(f"facesr: removed {stale}, a temporary file of an interrupted run", err=True)
     files = _expand_inputs(inputs)
     if not files:
         raise FacesrError("no input images found")
@@ -199,17 +200,23 @@ def restore_cmd(
             "output": str(output),
         }
     )
+    # Outputs never replace an input, a file that existed before the run (unless --overwrite) or
+    # another output of this run (facesr.outputs); the report is rewritten as the run goes.
     input_paths = {p.resolve() for p, _ in files}
-    taken: set[Path] = set()
+    plan = OutputPlan(protected=input_paths, overwrite=overwrite)
+    report_path = plan.file(output / "report.json")
+    writer = ReportWriter(report_path, report.to_json)
     for path, rel in tqdm(
         files, desc="restore", unit="img", disable=len(files) < 2 or not sys.stderr.isatty()
     ):
-        out_path = _unique(output / rel.with_suffix(".png"), taken)
+        writer.update()  # the previous file's result is on disk within a second
+        out_path = output / rel.with_suffix(".png")
         if out_path.resolve() in input_paths:
             reason = f"output {out_path} would overwrite an input; choose another -o folder"
             report.add_failed(path, reason)
             click.echo(f"facesr: failed: {path}: {reason}", err=True)
             continue
+        out_path = plan.file(out_path)  # NAME_1.png if NAME.png existed before (or --overwrite)
         if path.suffix.lower() not in _SUFFIXES and path.is_file():
             reason = f"{path}: unsupported file type {path.suffix or '(none)'!r}; use {', '.join(_SUFFIXES)}"
             report.add_failed(path, reason)
@@ -255,16 +262,16 @@ def restore_cmd(
                 from facesr.io import read_image
 
                 src = before if before is not None else read_image(path, max_pixels=limit)
-                cmp_path = _unique(out_path.with_name(out_path.stem + "_compare.png"), taken)
+                cmp_path = plan.file(out_path.with_name(out_path.stem + "_compare.png"))
                 write_image(cmp_path, _compare_image(src, res.image))
                 extra.append(str(cmp_path))
             if save_faces:
-                face_dir = out_path.with_name(out_path.stem + "_faces")
+                face_dir = plan.folder(out_path.with_name(out_path.stem + "_faces"))
                 for fr in res.restored:
                     i = fr.face.index
                     for kind, arr in (("lr", fr.lr), ("sr", fr.sr)):
                         if arr is not None:
-                            fp = face_dir / f"face{i:02d}_{kind}.png"
+                            fp = plan.file(face_dir / f"face{i:02d}_{kind}.png")
                             write_image(fp, arr)
                             extra.append(str(fp))
         except OSError as exc:
@@ -282,8 +289,9 @@ def restore_cmd(
             size=[int(res.image.shape[1]), int(res.image.shape[0])],
             notes=res.notes,
         )
-    report_path = output / "report.json"
-    report.write(report_path)
+    writer.finish()
+    if plan.summary():
+        click.echo(f"facesr: note: {plan.summary()}", err=True)
     click.echo(f"facesr restore: {report.summary()}; report: {report_path}")
     return 1 if report.counts["failed"] else 0
 
