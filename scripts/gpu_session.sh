@@ -3,8 +3,8 @@
 #     bash scripts/gpu_session.sh start    [options]   # data, benchmarks, calibration, start the runs
 #     bash scripts/gpu_session.sh continue [options]   # keep them training; logs + weight snapshots back
 #     bash scripts/gpu_session.sh finish   [options]   # stop at the deadline, evaluate, bring results back
-# Needs .gpu/ from `python scripts/gpu_pack.py --wheels`. Options: `python scripts/gpu_session.py -h`.
-# Installs the carried pydantic wheels when the image lacks pydantic, then runs scripts/gpu_session.py
+# Needs .gpu/ from `facesr gpu pack --wheels`. Options: `facesr gpu session -h`.
+# Installs the carried pydantic wheels when the image lacks pydantic, then runs `facesr gpu session`
 # with the repo's src/ on PYTHONPATH (the package is not installed there) and .gpu as the data root.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,4 +16,4 @@ fi
 if [ "${1:-}" = "start" ]; then
   nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null || true
 fi
-exec "$PY" scripts/gpu_session.py "$@"
+exec "$PY" -m facesr.cli gpu session "$@"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The one GPU speed command (< 10 minutes) for a lent GPU (the device tool's `run`, carry [".gpu"]):
 #     bash scripts/gpu_speed.sh
-# Needs .gpu/ from `python scripts/gpu_pack.py --wheels` (JPEGs + alignment matrices + mask templates +
+# Needs .gpu/ from `facesr gpu pack --wheels` (JPEGs + alignment matrices + mask templates +
 # pydantic wheels; the same pack as scripts/gpu_train.sh). Rebuilds the prepared set from the JPEGs
 # (once per machine), starts building the utk-mask-x4 benchmark in the background (CPU) while the
 # training-step levers run on the GPU, then runs the inference levers on the benchmark faces, a batch
@@ -19,7 +19,7 @@ if ! python3 -c "import pydantic" 2>/dev/null; then
 fi
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
 if [ ! -f "$WS/prepared/utkface/faces128.npy" ]; then
-  python3 scripts/gpu_unpack.py --packed .gpu --out "$WS/prepared/utkface" 2>&1 | tail -3
+  python3 -m facesr.cli gpu unpack --packed .gpu --out "$WS/prepared/utkface" 2>&1 | tail -3
 fi
 if [ ! -f "$WS/benchmarks/utk-mask-x4/meta.json" ]; then
   python3 -c "from pathlib import Path; from facesr.data.benchmarks import build_benchmark; \
@@ -27,6 +27,6 @@ build_benchmark('utk-mask-x4', Path('$WS/prepared'), Path('$WS/benchmarks'), Pat
     > "$OUT/benchmark_build.log" 2>&1 &
 fi
 BUDGET=$(( TOTAL - SECONDS ))  # what the data preparation above left
-python3 scripts/gpu_speed.py --out "$OUT" --budget-s "$BUDGET" --benchmarks-root "$WS/benchmarks" \
+python3 -m facesr.cli gpu speed --out "$OUT" --budget-s "$BUDGET" --benchmarks-root "$WS/benchmarks" \
   --prepared "$WS/prepared/utkface" 2>&1 | tee "$OUT/gpu_speed.log"
 ls -la "$OUT"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One training command for a lent GPU (the device tool's `run`), e.g. with carry [".gpu"]:
 #     bash scripts/gpu_train.sh jdsr_lite_x4 8 [key.sub=value ...]
-# Needs .gpu/ from `python scripts/gpu_pack.py --wheels` (JPEGs + alignment matrices + mask templates +
+# Needs .gpu/ from `facesr gpu pack --wheels` (JPEGs + alignment matrices + mask templates +
 # pydantic wheels). Rebuilds the prepared set from the JPEGs (once per machine), trains configs/NAME.yaml
 # for at most MINUTES of wall time, resuming from workspace/runs/NAME on the machine (an earlier call in
 # the same lease) or from .gpu/runs/NAME (a carried run folder), runs the quick held-out check, and
@@ -20,7 +20,7 @@ if ! python3 -c "import pydantic" 2>/dev/null; then
 fi
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
 if [ ! -f "$WS/prepared/utkface"/faces128.npy ]; then
-  python3 scripts/gpu_unpack.py --packed .gpu --out "$WS/prepared/utkface"
+  python3 -m facesr.cli gpu unpack --packed .gpu --out "$WS/prepared/utkface"
 fi
 RUN="$WS/runs/$NAME"
 if [ ! -f "$RUN/ckpt/last.pt" ] && [ -f ".gpu/runs/$NAME/ckpt/last.pt" ]; then
@@ -32,7 +32,7 @@ else
   python3 -m facesr.cli train "configs/$NAME.yaml" "run.out_dir=$RUN" "run.max_minutes=$MINUTES" "$@" \
     2>&1 | tee "$OUT/train.log"
 fi
-python3 scripts/gpu_eval.py "$RUN" --n 200
+python3 -m facesr.cli gpu check "$RUN" --n 200
 for f in weights.safetensors denoiser.safetensors card.md log.jsonl loss_curve.png metrics.json; do
   [ -f "$RUN/$f" ] && cp "$RUN/$f" "$OUT/"
 done

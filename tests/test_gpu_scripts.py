@@ -1,4 +1,4 @@
-"""The GPU-session scripts on CPU: pack -> unpack re-creates the prepared faces, sizes fit the device
+"""The GPU tools (facesr gpu ...) on CPU: pack -> unpack re-creates the prepared faces, sizes fit the device
 tool's limits, and (slow) the three session commands run end to end with tiny configs and a fake $OUT."""
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ from train_helpers import make_mask_templates
 
 REPO = Path(__file__).resolve().parents[1]
 FIX = Path(__file__).parent / "fixtures" / "data"
-sys.path.insert(0, str(REPO / "scripts"))
 MIB = 2**20
 
 
@@ -65,7 +64,10 @@ def _members(files: list[Path]) -> set[str]:
 
 def _pack(here: Path, prepared: Path, out: Path, *more: str) -> dict:
     stdout = _script(
-        "scripts/gpu_pack.py",
+        "-m",
+        "facesr.cli",
+        "gpu",
+        "pack",
         f"--prepared={prepared}",
         f"--data={here / 'data'}",
         f"--source={here / 'src'}",
@@ -78,9 +80,8 @@ def _pack(here: Path, prepared: Path, out: Path, *more: str) -> dict:
 
 
 def test_pack_then_unpack_recreates_the_prepared_set(here: Path, tmp_path: Path) -> None:
-    from gpu_unpack import unpack
-
     from facesr.data.prepared import PreparedSet
+    from facesr.gpu.unpack import unpack
 
     summary = _pack(here, here / "prepared" / "utkface", tmp_path / "gpu", "--check=4")
     assert summary["faces"] == 4 and summary["landmarks128_exact"] == "4/4"
@@ -90,9 +91,8 @@ def test_pack_then_unpack_recreates_the_prepared_set(here: Path, tmp_path: Path)
     assert np.array_equal(a.faces128, b.faces128) and np.array_equal(a.faces64, b.faces64)
     assert np.array_equal(a.landmarks128, b.landmarks128) and np.array_equal(a.split, b.split)
     # The benchmark rebuilt from the re-created set is the frozen one, image for image.
-    from gpu_pack import bench_fingerprints
-
     from facesr.data.benchmarks import build_benchmark
+    from facesr.gpu.pack import bench_fingerprints
 
     build_benchmark("utk-mask-x4", tmp_path / "dev", tmp_path / "bench", tmp_path / "gpu", progress=False)
     want = dict(np.load(tmp_path / "gpu" / "bench_fingerprints.npz"))
@@ -116,7 +116,7 @@ def test_pack_detects_again_for_an_older_prepared_set(here: Path, tmp_path: Path
 
 
 def test_unpack_refuses_faces_that_differ(here: Path, tmp_path: Path) -> None:
-    from gpu_unpack import unpack
+    from facesr.gpu.unpack import unpack
 
     _pack(here, here / "prepared" / "utkface", tmp_path / "gpu")
     faces = sorted((tmp_path / "gpu" / "utkface").rglob("*.jpg"))
@@ -126,7 +126,7 @@ def test_unpack_refuses_faces_that_differ(here: Path, tmp_path: Path) -> None:
 
 
 def test_bundle_stays_within_the_device_return_limits(tmp_path: Path) -> None:
-    import gpu_session
+    from facesr.gpu import session as gpu_session
 
     args = argparse.Namespace(packed=str(tmp_path / "gpu"), configs=str(REPO / "configs"))
     os.environ["FACESR_WORKSPACE"] = str(tmp_path / "ws")
@@ -165,7 +165,10 @@ def test_real_pack_plan_fits_the_device_limit(shared_data: Path, tmp_path: Path)
     if not (prepared / "manifest.jsonl").is_file():
         pytest.skip("workspace/prepared/utkface not built (facesr prepare utkface)")
     stdout = _script(
-        "scripts/gpu_pack.py",
+        "-m",
+        "facesr.cli",
+        "gpu",
+        "pack",
         "--plan",
         f"--prepared={prepared}",
         f"--data={shared_data}",
@@ -259,8 +262,9 @@ def test_three_session_commands_end_to_end(here: Path, tmp_path: Path) -> None:
     net = load_model(back / "runs" / "jdsr_tiny_x4" / "weights.safetensors", device="cpu")
     assert net.scale == 4
     # A mid-run snapshot (continue) is the loop's own export of the checkpoint's EMA, bit for bit.
-    import gpu_session
     from safetensors.torch import load_file
+
+    from facesr.gpu import session as gpu_session
 
     run = tmp_path / "dev_ws" / "runs" / "jdsr_tiny_x4"
     snap = load_file(str(gpu_session.export_ema(run, tmp_path / "snap")))

@@ -21,6 +21,7 @@ from facesr.commands import demo as _demo
 from facesr.commands import eval as _eval
 from facesr.commands import export as _export
 from facesr.commands import genuine as _genuine
+from facesr.commands import gpu as _gpu
 from facesr.commands import restore as _restore
 from facesr.commands import train as _train
 from facesr.errors import FacesrError
@@ -32,7 +33,7 @@ def cli() -> None:
     """Restore low-resolution masked or degraded faces (JDSR-GAN, Characteristic Regularisation)."""
 
 
-for _module in (_restore, _data, _train, _eval, _genuine, _export, _demo):
+for _module in (_restore, _data, _train, _eval, _genuine, _export, _demo, _gpu):
     _module.register(cli)
 
 

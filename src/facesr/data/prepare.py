@@ -27,7 +27,7 @@ plan is keyed by the file list, so a changed source folder starts over.
 Why the matrices and source landmarks are recorded: with ``matrix`` and ``matrix64`` (exact float64
 values; JSON round-trips them) the aligned faces can be re-created from the original files with
 :func:`facesr.data.align.warp` alone, and ``landmarks128`` as ``apply_affine(matrix, landmarks_src)``,
-without dlib (``scripts/gpu_unpack.py`` does this on a GPU machine that cannot carry the arrays).
+without dlib (``facesr gpu unpack`` does this on a GPU machine that cannot carry the arrays).
 Prepared folders written before version 2 lack them; readers must treat them as optional.
 
 Nothing under the source folder is ever written.

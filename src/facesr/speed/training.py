@@ -331,7 +331,7 @@ def train_bench(
 
     ``levers`` defaults to the device's list; ``prepared`` to ``workspace/prepared/utkface``, tiled
     to ``faces``; ``tiny`` swaps in :data:`TINY` nets (code paths, not model cost). Used by
-    ``facesr bench --train-config``, ``benchmarks/bench_train.py`` and ``scripts/gpu_speed.py``.
+    ``facesr bench --train-config``, ``benchmarks/bench_train.py`` and ``facesr gpu speed``.
     """
     import os
     import platform

@@ -1,4 +1,4 @@
-"""Rebuild ``workspace/prepared/utkface`` on the GPU machine from what ``scripts/gpu_pack.py`` packed.
+"""Rebuild ``workspace/prepared/utkface`` on the GPU machine from what ``facesr gpu pack`` packed.
 
 Each packed JPEG is warped with its recorded alignment matrices by the same function ``facesr
 prepare`` uses (:func:`facesr.data.align.warp`), and its 128-frame landmarks are computed from the
@@ -12,7 +12,7 @@ Rows are renumbered 0..N-1 in the original row order (so the test faces keep the
 frozen benchmarks rebuild the same); the manifest keeps each face's original row as ``source_row``.
 Uses every CPU core.
 
-    python scripts/gpu_unpack.py [--packed .gpu] [--out workspace/prepared/utkface]
+    facesr gpu unpack [--packed .gpu] [--out workspace/prepared/utkface]
 """
 
 from __future__ import annotations
@@ -20,16 +20,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "scripts"))
-from gpu_pack import face_hash  # noqa: E402  (one fingerprint function for both ends)
+from facesr.gpu.pack import face_hash  # one fingerprint function for both ends
+
+REPO = Path(__file__).resolve().parents[3]
 
 
 def _align(job: tuple[str, np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
@@ -77,7 +76,9 @@ def unpack(packed: Path, out: Path, workers: int | None = None) -> dict:
     # Exact is expected (same code, same numbers); another Pillow or BLAS build may round a pixel or
     # the last bit of a landmark differently. Within 1/255 and 1e-3 px the set is the prepared one.
     if ref_diff > 1 or lm_diff > 1e-3:
-        raise SystemExit(f"gpu_unpack: re-created faces differ from the prepared set: {json.dumps(check)}")
+        raise SystemExit(
+            f"facesr gpu unpack: re-created faces differ from the prepared set: {json.dumps(check)}"
+        )
 
     out.mkdir(parents=True, exist_ok=True)
     np.save(out / "faces128.npy", f128)
@@ -105,7 +106,7 @@ def unpack(packed: Path, out: Path, workers: int | None = None) -> dict:
     report = json.loads(str(meta["report"])) if "report" in meta else {"source": "utkface"}
     report.update(
         {
-            "unpacked_by": "scripts/gpu_unpack.py (from gpu_pack: original JPEGs + recorded alignment)",
+            "unpacked_by": "facesr gpu unpack (from facesr gpu pack: original JPEGs + recorded alignment)",
             "train": int((meta["split"] == 0).sum()),
             "test": int((meta["split"] == 1).sum()),
             "check": check,
@@ -116,15 +117,12 @@ def unpack(packed: Path, out: Path, workers: int | None = None) -> dict:
     return report
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv: list[str] | None = None) -> None:
+    """``facesr gpu unpack [options]`` (``-h`` lists them)."""
+    ap = argparse.ArgumentParser(prog="facesr gpu unpack", description=__doc__.splitlines()[0])
     ap.add_argument("--packed", default=str(REPO / ".gpu"))
     ap.add_argument("--out", default=str(REPO / "workspace" / "prepared" / "utkface"))
     ap.add_argument("--workers", type=int, default=None)
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     report = unpack(Path(args.packed), Path(args.out), args.workers)
     print(json.dumps({k: report[k] for k in ("train", "test", "check", "seconds")}))
-
-
-if __name__ == "__main__":
-    main()

@@ -2,7 +2,7 @@
 
 The device tool sends the working tree plus carried folders, 64 MiB in all. The decoded prepared
 arrays (``faces128.npy`` is ~450 MB) cannot travel, so this packs the *original* UTKFace JPEGs plus what
-re-creates the aligned faces exactly on the GPU machine without dlib (``scripts/gpu_unpack.py``):
+re-creates the aligned faces exactly on the GPU machine without dlib (``facesr gpu unpack``):
 
 * ``.gpu/utkface/<path>``: the original JPEG bytes: every test face (the frozen ``utk-mask-x4/x8``
   benchmarks are rebuilt from them on the device) and as many train faces as fit the budget, drawn
@@ -25,7 +25,7 @@ seconds. For an older prepared set they are detected again with the same dlib co
 thousands of faces, ``--workers`` processes). ``--check N`` re-aligns N packed faces here and compares
 them with the prepared arrays.
 
-    python scripts/gpu_pack.py --wheels --check 50          # budget: 63 MiB with the working tree
+    facesr gpu pack --wheels --check 50          # budget: 63 MiB with the working tree
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[3]
 MIB = 2**20
 LIMIT = 64 * MIB  # the device tool's working-tree limit (tree + carried folders)
 WHEELS = ("pydantic", "pydantic-core", "annotated-types", "typing-inspection")
@@ -211,8 +211,9 @@ def choose_train(
     return sorted(chosen, key=lambda r: r["row"])
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv: list[str] | None = None) -> None:
+    """``facesr gpu pack [options]`` (``-h`` lists them)."""
+    ap = argparse.ArgumentParser(prog="facesr gpu pack", description=__doc__.splitlines()[0])
     ap.add_argument("--prepared", default=str(REPO / "workspace" / "prepared" / "utkface"))
     ap.add_argument("--data", default=str(REPO.parent / "shared" / "data"), help="holds masktheface/")
     ap.add_argument("--source", default=None, help="the folder prepare read (default: from its report)")
@@ -227,7 +228,7 @@ def main() -> None:
     ap.add_argument("--tree-bytes", type=int, default=None, help="working-tree size (default: measured)")
     ap.add_argument("--plan", action="store_true", help="choose the faces and print the sizes; copy nothing")
     ap.add_argument("--workers", type=int, default=2, help="processes for the dlib fallback")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
 
     from facesr.data.align import warp
     from facesr.data.prepared import PreparedSet
@@ -356,12 +357,8 @@ def main() -> None:
 
 def landmarks128_from(m128: np.ndarray, lm_src: np.ndarray) -> np.ndarray:
     """``landmarks128`` per face exactly as ``facesr.data.align.align_face`` computes them
-    (the same code is in ``gpu_unpack.py``)."""
+    (the same code is in :mod:`facesr.gpu.unpack`)."""
     from facesr.geometry import apply_affine
 
     pts = lm_src.astype(np.float64)
     return np.stack([apply_affine(m128[i], pts[i]).astype(np.float32) for i in range(len(m128))])
-
-
-if __name__ == "__main__":
-    main()

@@ -4,7 +4,7 @@ NOT the frozen benchmark (``facesr eval --benchmark utk-mask-x4`` is): this draw
 face of the prepared set's ``test`` split (up to ``--n`` faces, fixed seed, no flips), so that a GPU
 run can report a number without carrying the benchmark PNGs. Writes ``<run>/metrics.json``.
 
-    python scripts/gpu_eval.py workspace/runs/jdsr_lite_x4 [--n 200]
+    facesr gpu check workspace/runs/jdsr_lite_x4 [--n 200]
 """
 
 from __future__ import annotations
@@ -17,13 +17,14 @@ import torch
 
 
 @torch.no_grad()
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv: list[str] | None = None) -> None:
+    """``facesr gpu check [options]`` (``-h`` lists them)."""
+    ap = argparse.ArgumentParser(prog="facesr gpu check", description=__doc__.splitlines()[0])
     ap.add_argument("run", type=Path)
     ap.add_argument("--n", type=int, default=200)
     ap.add_argument("--seed", type=int, default=12345)
     ap.add_argument("--batch", type=int, default=50)
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
 
     import yaml
 
@@ -74,7 +75,3 @@ def main() -> None:
     )
     (args.run / "metrics.json").write_text(json.dumps(out, indent=1))
     print(json.dumps(out))
-
-
-if __name__ == "__main__":
-    main()

@@ -4,7 +4,7 @@ The device tool runs one command at a time for at most 10 minutes, keeps the mac
 only ~30 s after a command, lets processes started in a new session (``setsid``) run on between
 commands, and brings back at most 8 files of 16 MiB (64 MiB in all) from ``$OUT``. So:
 
-* ``start``: rebuilds the prepared set from ``.gpu`` (``gpu_unpack.py``, checked against the packed
+* ``start``: rebuilds the prepared set from ``.gpu`` (:mod:`facesr.gpu.unpack`, checked against the packed
   fingerprints), builds the frozen ``utk-mask-x4/x8`` benchmarks in the background (checked against
   the pixel hashes of the ones built here), measures each run's steps/s for ``--calib-seconds`` with
   all runs sharing the GPU, sets one ``run.steps`` for every run (what the slowest ``jdsr`` run reaches
@@ -45,8 +45,7 @@ from typing import Any
 
 import yaml
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "scripts"))
+REPO = Path(__file__).resolve().parents[3]
 MIB = 2**20
 PART_LIMIT = int(15.5 * MIB)  # per file brought back (the tool's limit is 16 MiB)
 MAX_PARTS = 7  # + summary.json = 8 files, the tool's limit
@@ -160,10 +159,10 @@ def last_record(run: Path, event: str | None = None) -> dict[str, Any] | None:
 
 
 def ensure_data(s: Session) -> None:
-    """The prepared set from the packed JPEGs (once per machine), checked by gpu_unpack."""
+    """The prepared set from the packed JPEGs (once per machine), checked by facesr.gpu.unpack."""
     if (s.prepared / "faces128.npy").is_file():
         return
-    from gpu_unpack import unpack
+    from facesr.gpu.unpack import unpack
 
     say("unpacking the prepared set from .gpu ...")
     report = unpack(s.packed, s.prepared)
@@ -191,7 +190,8 @@ def ensure_benchmarks(s: Session, scales: set[int]) -> None:
 def verify_benchmarks(s: Session, scales: set[int], wait_s: float) -> dict[str, Any]:
     """Wait for the builds; compare per-image pixel hashes with the ones packed from the frozen sets."""
     import numpy as np
-    from gpu_pack import bench_fingerprints
+
+    from facesr.gpu.pack import bench_fingerprints
 
     t_end = now() + wait_s
     names = [f"utk-mask-x{k}" for k in sorted(scales)]
@@ -591,8 +591,9 @@ def bundle(s: Session, names: list[str], out_dir: Path, summary: dict[str, Any],
 # ----------------------------------------------------------------------------------------------
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv: list[str] | None = None) -> None:
+    """``facesr gpu session [options]`` (``-h`` lists them)."""
+    ap = argparse.ArgumentParser(prog="facesr gpu session", description=__doc__.splitlines()[0])
     ap.add_argument("phase", choices=["start", "continue", "finish"])
     ap.add_argument("--cmd-minutes", type=float, default=9.3, help="this command's length (tool limit: 10)")
     ap.add_argument("--train-minutes", type=float, default=22.0, help="training deadline after `start` began")
@@ -610,7 +611,7 @@ def main() -> None:
     ap.add_argument("--launch-seconds", type=float, default=25.0, help="a run's start-up before it trains")
     ap.add_argument("--out", default=os.environ.get("OUT", str(REPO / "out" / "gpu")))
     ap.add_argument("--set", nargs="*", default=[], help="extra overrides for every run (key=value)")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
 
     s = Session(args)
     names = [n for n in args.runs.split(",") if n]
@@ -653,7 +654,3 @@ def device_name() -> str:
         return torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"
     except Exception:  # pragma: no cover
         return "unknown"
-
-
-if __name__ == "__main__":
-    main()

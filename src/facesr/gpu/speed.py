@@ -26,18 +26,13 @@ import argparse
 import json
 import os
 import platform
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "src"))
-sys.path.insert(0, str(REPO / "benchmarks"))
+import torch
 
-import torch  # noqa: E402
-
-from facesr.speed.inference import (  # noqa: E402
+from facesr.speed.inference import (
     CPU_LEVERS,
     Runner,
     batch_sweep,
@@ -47,8 +42,8 @@ from facesr.speed.inference import (  # noqa: E402
     parse_lever,
     render_levers,
 )
-from facesr.speed.report import exact_enough  # noqa: E402
-from facesr.speed.training import (  # noqa: E402
+from facesr.speed.report import exact_enough
+from facesr.speed.training import (
     CPU_TRAIN_LEVERS,
     CUDA_TRAIN_LEVERS,
     bench_train,
@@ -89,8 +84,9 @@ def build_model(spec: str, scale: int) -> torch.nn.Module:
     return build(spec, scale)
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def main(argv: list[str] | None = None) -> None:
+    """``facesr gpu speed [options]`` (``-h`` lists them)."""
+    ap = argparse.ArgumentParser(prog="facesr gpu speed", description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", default=os.environ.get("OUT", "out/gpu_speed"))
     ap.add_argument("--budget-s", type=float, default=520.0, help="stop starting sections after this")
     ap.add_argument("--prepared", default=None, help="prepared set (default: workspace/prepared/utkface)")
@@ -99,7 +95,7 @@ def main() -> None:
     ap.add_argument("--wait-benchmark-s", type=float, default=120.0)
     ap.add_argument("--quality-faces", type=int, default=1000)
     ap.add_argument("--smoke", action="store_true", help="tiny sizes on any device (checks the script)")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     cuda = torch.cuda.is_available()
     dev = torch.device("cuda" if cuda else "cpu")
     if cuda:
@@ -325,7 +321,3 @@ def main() -> None:
         except Exception as exc:  # one failing section must not lose the others
             rep.add(what, [f"failed: {type(exc).__name__}: {str(exc)[:300]}"])
     say("done")
-
-
-if __name__ == "__main__":
-    main()
