@@ -7,9 +7,14 @@ from __future__ import annotations
 
 import click
 
+#: Largest --max-upload accepted: beyond this a single upload is not a photo.
+MAX_UPLOAD_LIMIT = 1 << 30
+
 
 def _parse_size(text: str) -> int:
-    """'20mb' / '500kb' / '1048576' -> bytes."""
+    """'20mb' / '500kb' / '1048576' -> bytes; inf, nan, zero, negative or > 1 GB are usage errors."""
+    import math
+
     t = text.strip().lower()
     for suffix, mult in (("gb", 1 << 30), ("mb", 1 << 20), ("kb", 1 << 10), ("b", 1)):
         if t.endswith(suffix):
@@ -21,8 +26,10 @@ def _parse_size(text: str) -> int:
         value = float(t) * factor
     except ValueError:
         raise click.BadParameter(f"{text!r} is not a size like 20mb") from None
-    if value <= 0:
-        raise click.BadParameter("size must be positive")
+    if not math.isfinite(value) or value < 1:
+        raise click.BadParameter(f"{text!r} is not a size like 20mb (at least 1 byte)")
+    if value > MAX_UPLOAD_LIMIT:
+        raise click.BadParameter(f"{text!r} is larger than the {MAX_UPLOAD_LIMIT >> 20} MB this demo allows")
     return int(value)
 
 
@@ -43,7 +50,13 @@ def _parse_size(text: str) -> int:
 )
 @click.option("--model", "default_model", default=None, help="Model selected at start (default: automatic).")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda", "mps"]), default="cpu", show_default=True)
-@click.option("--max-upload", default="20mb", show_default=True, help="Largest upload accepted.")
+@click.option(
+    "--max-upload",
+    default="20mb",
+    show_default=True,
+    callback=lambda ctx, param, value: _parse_size(value),
+    help="Largest upload accepted (e.g. 20mb, 500kb; at most 1gb).",
+)
 @click.option(
     "--max-megapixels",
     default=16.0,
@@ -71,7 +84,7 @@ def demo_cmd(
     share: str,
     default_model: str | None,
     device: str,
-    max_upload: str,
+    max_upload: int,
     max_megapixels: float,
     concurrency: int,
     queue_size: int,
@@ -86,7 +99,7 @@ def demo_cmd(
     from facesr.demo.app import AUTO, DemoLimits, launch
 
     limits = DemoLimits(
-        max_upload_bytes=_parse_size(max_upload),
+        max_upload_bytes=max_upload,
         max_pixels=int(max_megapixels * 1e6),
         concurrency=concurrency,
         queue_size=queue_size,

@@ -18,6 +18,7 @@ Why it is built this way:
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
@@ -240,19 +241,47 @@ def launch(
     default_model: str = AUTO,
     quiet: bool = False,
 ) -> None:
-    """Build and serve the demo until interrupted (no public share link, ever)."""
+    """Build and serve the demo until interrupted (no public share link, ever).
+
+    Uploads go to a private temporary folder (``GRADIO_TEMP_DIR``) and results to another; both are
+    removed when the server stops, on Ctrl+C (SIGINT) and on SIGTERM alike: SIGTERM is turned into
+    the same KeyboardInterrupt that Gradio's serving loop already handles.
+    """
+    import signal
+    import threading
+
     limits = limits or DemoLimits()
+    uploads = Path(tempfile.mkdtemp(prefix="facesr-demo-uploads-"))
+    os.environ["GRADIO_TEMP_DIR"] = str(uploads)
     app = build_app(device=device, limits=limits, default_model=default_model)
-    app.launch(
-        server_name=host,
-        server_port=port,
-        share=False,
-        max_file_size=limits.max_upload_bytes,
-        allowed_paths=[str(app.facesr_state.out_dir)],
-        show_error=True,
-        quiet=quiet,
-        footer_links=["api"],
-        ssr_mode=False,
-        mcp_server=False,
-        pwa=False,
-    )
+    folders = (uploads, app.facesr_state.out_dir)
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+
+        def _stop(signum: int, frame: object) -> None:
+            raise KeyboardInterrupt
+
+        previous = signal.signal(signal.SIGTERM, _stop)
+    try:
+        app.launch(
+            server_name=host,
+            server_port=port,
+            share=False,
+            max_file_size=limits.max_upload_bytes,
+            allowed_paths=[str(app.facesr_state.out_dir)],
+            show_error=True,
+            quiet=quiet,
+            footer_links=["api"],
+            ssr_mode=False,
+            mcp_server=False,
+            pwa=False,
+        )
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+        with contextlib.suppress(Exception):
+            app.close()
+        for folder in folders:
+            shutil.rmtree(folder, ignore_errors=True)

@@ -14,6 +14,8 @@ and every restored face is pasted at that resolution. Every readable photo gives
 
 from __future__ import annotations
 
+import functools
+import threading
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -153,7 +155,29 @@ def model_installed(name: str) -> bool:
     return entry is not None and entry.path.is_file()
 
 
-@lru_cache(maxsize=16)
+#: One lock for every cached load: two first requests at once (the demo, a threaded caller) load a
+#: model or the detector once, instead of twice in parallel (double memory, two ONNX exports).
+_LOAD_LOCK = threading.RLock()
+
+
+def _loaded_once(maxsize: int) -> Any:
+    """``lru_cache(maxsize)`` whose calls hold ``_LOAD_LOCK`` (a miss is loaded by one thread only)."""
+
+    def deco(fn: Any) -> Any:
+        cached = lru_cache(maxsize=maxsize)(fn)
+
+        @functools.wraps(fn)
+        def call(*args: Any, **kwargs: Any) -> Any:
+            with _LOAD_LOCK:
+                return cached(*args, **kwargs)
+
+        call.cache_clear = cached.cache_clear  # type: ignore[attr-defined]
+        return call
+
+    return deco
+
+
+@_loaded_once(maxsize=16)
 def _cached_model(name: str, scale: int | None, device: str, engine: str = "torch") -> torch.nn.Module:
     from facesr.restoration.engine import wrap
     from facesr.zoo import load_model
@@ -161,7 +185,7 @@ def _cached_model(name: str, scale: int | None, device: str, engine: str = "torc
     return wrap(load_model(name, scale=scale, device=device), engine)
 
 
-@lru_cache(maxsize=4)
+@_loaded_once(maxsize=4)
 def _cached_detector(device: str) -> Any:
     from facesr.restoration.mtcnn import load_mtcnn
 
@@ -223,7 +247,7 @@ def mask_model(device: str | torch.device = "cpu") -> Any:
     return best
 
 
-@lru_cache(maxsize=4)
+@_loaded_once(maxsize=4)
 def _cached_background(name: str, device: str) -> BackgroundUpsampler:
     if name == BICUBIC:
         return BackgroundUpsampler()

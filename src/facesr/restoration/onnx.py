@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,21 +20,28 @@ from typing import Any
 OPSET = 17
 
 
+#: File descriptors 1 and 2 belong to the whole process: two threads redirecting them at once would
+#: save each other's /dev/null as "the original" and leave the process silent for good (issue 17:
+#: two first demo requests). The lock makes the redirection (and so the export) one at a time.
+_QUIET_LOCK = threading.Lock()
+
+
 @contextlib.contextmanager
 def _quiet_output() -> Iterator[None]:
     """Silence file descriptors 1 and 2 (C++ logging included) for the duration of the block."""
-    sys.stdout.flush()
-    sys.stderr.flush()
-    saved = {fd: os.dup(fd) for fd in (1, 2)}
-    try:
-        with open(os.devnull, "w") as null:
-            for fd in saved:
-                os.dup2(null.fileno(), fd)
-            yield
-    finally:
-        for fd, keep in saved.items():
-            os.dup2(keep, fd)
-            os.close(keep)
+    with _QUIET_LOCK:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        saved = {fd: os.dup(fd) for fd in (1, 2)}
+        try:
+            with open(os.devnull, "w") as null:
+                for fd in saved:
+                    os.dup2(null.fileno(), fd)
+                yield
+        finally:
+            for fd, keep in saved.items():
+                os.dup2(keep, fd)
+                os.close(keep)
 
 
 def export_onnx(restorer: Any, path: str | Path, *, opset: int = OPSET) -> None:
