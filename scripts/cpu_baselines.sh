@@ -37,12 +37,12 @@ facesr combine-two-stage "$RUNS/two_stage_denoiser_lite_x${S}_cpu/denoiser.safet
 
 steps=$([ "$S" = 4 ] && echo 1,120 || echo 1,156)
 note="CPU budget-matched baseline of jdsr-lite-x${S}: ${steps} steps x 8 faces, reduced objective (scripts/cpu_baselines.sh ${S})"
-facesr eval --benchmark utk-mask-x${S} --model "$RUNS/sr_only_lite_x${S}_cpu/weights.safetensors" \
+facesr eval --out results --benchmark utk-mask-x${S} --model "$RUNS/sr_only_lite_x${S}_cpu/weights.safetensors" \
   --name sr-only-lite-x${S}-cpu --label "SR-only (lite, CPU budget)" --kind baseline --notes "$note"
-facesr eval --benchmark utk-mask-x${S} --model "$RUNS/two_stage_lite_x${S}_cpu.safetensors" \
+facesr eval --out results --benchmark utk-mask-x${S} --model "$RUNS/two_stage_lite_x${S}_cpu.safetensors" \
   --name two-stage-lite-x${S}-cpu --label "two-stage (lite, CPU budget)" --kind baseline --notes "$note"
 # face-specific SR on unmasked LR: the two-stage SR module was trained on clean LR -> HR
-facesr eval --benchmark utk-mask-x${S} --input clean --model "$RUNS/two_stage_sr_lite_x${S}_cpu/weights.safetensors" \
+facesr eval --out results --benchmark utk-mask-x${S} --input clean --model "$RUNS/two_stage_sr_lite_x${S}_cpu/weights.safetensors" \
   --name two-stage-sr-module-lite-x${S}-cpu --label "two-stage SR module alone (lite, CPU budget)" --kind baseline \
   --notes "$note"
 facesr report

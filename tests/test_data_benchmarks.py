@@ -75,3 +75,56 @@ def test_cli_build_verify_preview(prepared: Path, shared_data: Path, tmp_path: P
     prep = ["--prepared", str(prepared / "utkface"), "--data", str(shared_data)]
     assert main(["preview", "--n", "2", "--split", "all", "-o", str(png), *prep]) == 0
     assert Image.open(png).size == (7 * 128, 2 * 128)
+
+
+def test_cli_build_skips_what_is_not_prepared(
+    prepared: Path, shared_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Only UTKFace prepared: the UTK sets are built, CelebA-10k is skipped with the command that gives it."""
+    import shutil
+
+    from facesr.cli import main
+
+    utk_only = tmp_path / "prepared"
+    shutil.copytree(prepared / "utkface", utk_only / "utkface")
+    out = tmp_path / "bench"
+    args = ["--prepared", str(utk_only), "--data", str(shared_data), "--out", str(out)]
+    assert main(["benchmarks", "build", *args]) == 0
+    cap = capsys.readouterr()
+    assert sorted(p.name for p in out.iterdir()) == ["utk-mask-x4", "utk-mask-x8"]
+    assert "skipped celeba10k needs the celeba10k set" in cap.err
+    assert (
+        "run `facesr prepare celeba10k --all-test`, then `facesr benchmarks build --only celeba10k`"
+        in cap.err
+    )
+    assert "built 2 of 3 benchmarks (skipped: celeba10k)" in cap.out
+    assert "next: `facesr eval --model" in cap.out and "--benchmark utk-mask-x4`" in cap.out
+
+    assert main(["benchmarks", "build", "--only", "celeba10k", *args]) == 2  # asked for by name: an error
+    assert "run `facesr prepare celeba10k --all-test`" in capsys.readouterr().err
+
+
+def test_cli_build_with_nothing_prepared_names_the_first_command(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from facesr.cli import main
+
+    args = ["--prepared", str(tmp_path / "none"), "--out", str(tmp_path / "bench"), "--data", str(tmp_path)]
+    assert main(["benchmarks", "build", *args]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("facesr: error: no prepared set under") and len(err.splitlines()) == 1
+    assert "`facesr prepare utkface`" in err and err.endswith("then `facesr benchmarks build`")
+    assert not (tmp_path / "bench").exists()
+
+
+def test_missing_benchmark_message_names_the_next_commands(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from facesr.data.benchmarks import load_benchmark
+    from facesr.errors import DataError
+
+    monkeypatch.setenv("FACESR_WORKSPACE", str(tmp_path / "ws"))  # nothing prepared there
+    with pytest.raises(
+        DataError, match=r"run `facesr prepare utkface`, then `facesr benchmarks build --only utk"
+    ):
+        load_benchmark("utk-mask-x8", tmp_path)

@@ -30,12 +30,12 @@ def test_ort_engine_restores_the_same_photo_as_torch(tmp_path: Path, monkeypatch
     pytest.importorskip("onnxruntime")
     if not model_installed("jdsr-lite-x4"):
         pytest.skip("jdsr-lite-x4 weights are not installed")
-    monkeypatch.setenv("FACESR_WORKSPACE", str(tmp_path))  # the ONNX cache goes here
+    monkeypatch.setenv("FACESR_CACHE", str(tmp_path))  # the ONNX cache goes here
     photo = sorted(SAMPLES.glob("*.jpg"))[0]
     a = restore(photo, model="jdsr-lite-x4", device="cpu", engine="torch")
     b = restore(photo, model="jdsr-lite-x4", device="cpu", engine="ort")
     assert len(b.restored) == len(a.restored) > 0  # same faces found and restored
     diff = np.abs(a.image.astype(int) - b.image.astype(int))
     assert diff.max() <= 1 and (diff > 0).mean() < 1e-3  # float rounding flips at most a few pixels by 1
-    assert list((tmp_path / "cache" / "onnx").glob("*.onnx"))  # exported once, cached by weights hash
+    assert list((tmp_path / "onnx").glob("*.onnx"))  # exported once, cached by weights hash
     assert resolve_engine("auto", torch.device("cpu"), "fp32") == "ort"

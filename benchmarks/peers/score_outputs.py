@@ -126,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     from facesr.errors import FacesrError
     from facesr.eval.results import write_result
     from facesr.eval.runner import evaluate, load_eval_set
-    from facesr.paths import workspace
+    from facesr.paths import cache_dir, workspace
 
     torch.set_num_threads(args.threads)
     command = "python benchmarks/peers/score_outputs.py " + " ".join(
@@ -178,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
             face_id=_identity(args.identity),
             progress=sys.stderr.isatty(),
             command=command,
-            cache_dir=workspace() / "cache" / "eval",
+            cache_dir=cache_dir("eval"),
         )
         path = write_result(result, args.results)
     except FacesrError as exc:

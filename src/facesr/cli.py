@@ -24,13 +24,23 @@ from facesr.commands import genuine as _genuine
 from facesr.commands import gpu as _gpu
 from facesr.commands import restore as _restore
 from facesr.commands import train as _train
+from facesr.commands.helpfmt import FullHelpGroup
 from facesr.errors import FacesrError
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.group(
+    cls=FullHelpGroup,  # every command's whole summary in --help, not click's 45-character cut
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
 @click.version_option(__version__, prog_name="facesr")
 def cli() -> None:
-    """Restore low-resolution masked or degraded faces (JDSR-GAN, Characteristic Regularisation)."""
+    """Restore low-resolution masked or degraded faces (JDSR-GAN, Characteristic Regularisation).
+
+    Start with `facesr restore photo.jpg -o out/` (bundled models, nothing to prepare) and
+    `facesr models`. Scoring on the benchmarks needs, in order: `facesr prepare utkface`,
+    `facesr benchmarks build`, then `facesr eval --model jdsr-lite-x4 --benchmark utk-mask-x4`.
+    `facesr COMMAND --help` explains each command.
+    """
 
 
 for _module in (_restore, _data, _train, _eval, _genuine, _export, _demo, _gpu):

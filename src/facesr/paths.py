@@ -4,8 +4,13 @@ The face data is never copied into the repository. It is read from a configurabl
 the ``--data`` flag wins, then the ``FACESR_DATA`` environment variable, then ``../shared/data``
 relative to the current directory (the layout of a checkout next to ``shared/``).
 
-Prepared sets, frozen benchmarks and training runs go under a *workspace*: ``FACESR_WORKSPACE``
-or ``./workspace`` (git-ignored).
+Prepared sets, frozen benchmarks, evaluation results and training runs go under a *workspace*:
+``FACESR_WORKSPACE`` or ``./workspace`` (git-ignored).
+
+Caches (the ONNX graphs of the restore engine, evaluation embeddings) are not work products: they
+go to the user's cache folder, ``FACESR_CACHE`` or the platform's (``$XDG_CACHE_HOME/facesr`` or
+``~/.cache/facesr`` on Linux, via platformdirs), so that ``facesr restore`` run in any folder
+leaves nothing behind in it.
 """
 
 from __future__ import annotations
@@ -36,6 +41,22 @@ def workspace(override: str | os.PathLike[str] | None = None) -> Path:
     """Return the workspace folder for prepared sets, benchmarks and runs (created on demand)."""
     root = Path(override or os.environ.get("FACESR_WORKSPACE") or "workspace").expanduser()
     return root
+
+
+def cache_dir(kind: str | None = None) -> Path:
+    """The user's facesr cache folder (``FACESR_CACHE`` > the platform's), or its ``kind`` sub-folder.
+
+    Not created here: the caller creates it when it writes, and falls back to a temporary folder
+    when it cannot (a read-only home).
+    """
+    env = os.environ.get("FACESR_CACHE")
+    if env:
+        root = Path(env).expanduser()
+    else:
+        from platformdirs import user_cache_dir
+
+        root = Path(user_cache_dir("facesr", appauthor=False))
+    return root / kind if kind else root
 
 
 def prepared_dir(name: str, override: str | os.PathLike[str] | None = None) -> Path:

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import click
 
+from facesr.commands.helpfmt import FullHelpGroup
+
 
 def _resolve_source(src: str, data: str | None) -> tuple[Path, str]:
     """A path, or a source name (utkface, celeba10k, ...) resolved against the data root."""
@@ -76,15 +78,26 @@ def prepare_cmd(
     }
     click.echo(json.dumps(summary))
     click.echo(f"prepared set written to {out_path}")
+    if name in ("utkface", "celeba10k") and out is None:
+        click.echo("next: `facesr benchmarks build` (the frozen test sets cut from it)")
 
 
-@click.group("benchmarks")
+@click.group("benchmarks", cls=FullHelpGroup)
 def benchmarks_group() -> None:
-    """Build or verify the frozen test sets (utk-mask-x4, utk-mask-x8, celeba10k)."""
+    """Build or verify the frozen test sets (utk-mask-x4, utk-mask-x8, celeba10k).
+
+    They are cut from the prepared sets: run `facesr prepare utkface` (UTK-Mask) and
+    `facesr prepare celeba10k --all-test` (CelebA-10k) first.
+    """
 
 
 @benchmarks_group.command("build")
-@click.option("--only", "only", default=None, help="Build only this benchmark.")
+@click.option(
+    "--only",
+    "only",
+    default=None,
+    help="Build only this benchmark (an error if its prepared set is missing).",
+)
 @click.option(
     "--prepared",
     default=None,
@@ -99,19 +112,41 @@ def benchmarks_group() -> None:
     help="Benchmarks folder (default: workspace/benchmarks).",
 )
 def benchmarks_build(only: str | None, prepared: str | None, data: str | None, out: str | None) -> None:
-    """Freeze the test faces, seeded masks and LR inputs to PNG with a SHA256SUMS manifest."""
-    from facesr.data.benchmarks import NAMES, build_benchmark
+    """Freeze the test faces, seeded masks and LR inputs to PNG with a SHA256SUMS manifest.
+
+    Builds every benchmark whose prepared set exists; the others are skipped with the commands
+    that give them. Exits 2 when nothing could be built.
+    """
+    from facesr.data.benchmarks import NAMES, build_benchmark, unbuildable_reason
     from facesr.errors import DataError
     from facesr.paths import benchmarks_dir, data_root, workspace
 
-    names = NAMES if only is None else (only,)
     if only is not None and only not in NAMES:
         raise DataError(f"unknown benchmark {only!r}; choose from {', '.join(NAMES)}")
+    names = NAMES if only is None else (only,)
     prep_root = Path(prepared) if prepared else workspace() / "prepared"
     out_root = Path(out) if out else benchmarks_dir()
-    for name in names:
-        path = build_benchmark(name, prep_root, out_root, data_root(data))
-        click.echo(f"{name}: {path}")
+    skipped = {name: why for name in names if (why := unbuildable_reason(name, prep_root))}
+    if only is not None and skipped:
+        raise DataError(skipped[only])
+    todo = [n for n in names if n not in skipped]
+    if not todo:
+        raise DataError(
+            f"no prepared set under {str(prep_root)!r} yet; run `facesr prepare utkface` "
+            "(UTK-Mask x4/x8, a few minutes) and/or `facesr prepare celeba10k --all-test` (CelebA-10k), "
+            "then `facesr benchmarks build`"
+        )
+    data_dir = data_root(data)
+    for name in todo:
+        path = build_benchmark(name, prep_root, out_root, data_dir)
+        click.echo(f"{name}: built {path}")
+    for why in skipped.values():
+        click.echo(f"skipped {why}", err=True)
+    click.echo(
+        f"built {len(todo)} of {len(names)} benchmarks"
+        + (f" (skipped: {', '.join(skipped)})" if skipped else "")
+        + f"; next: `{_eval_hint(todo[0])}`"
+    )
 
 
 @benchmarks_group.command("verify")
@@ -123,14 +158,19 @@ def benchmarks_build(only: str | None, prepared: str | None, data: str | None, o
 )
 def benchmarks_verify(out: str | None) -> None:
     """Check every benchmark file against its SHA256SUMS."""
-    from facesr.data.benchmarks import NAMES, verify_benchmark
+    from facesr.data.benchmarks import NAMES, unbuildable_reason, verify_benchmark
     from facesr.errors import DataError
-    from facesr.paths import benchmarks_dir
+    from facesr.paths import benchmarks_dir, workspace
 
     root = Path(out) if out else benchmarks_dir()
     found = [n for n in NAMES if (root / n).is_dir()]
     if not found:
-        raise DataError(f"no benchmarks under {str(root)!r}; run `facesr benchmarks build`")
+        first = (
+            ""
+            if unbuildable_reason("utk-mask-x4", workspace() / "prepared") is None
+            else "`facesr prepare utkface`, then "
+        )
+        raise DataError(f"no benchmarks under {str(root)!r}; run {first}`facesr benchmarks build`")
     for name in found:
         n = verify_benchmark(root / name)
         click.echo(f"{name}: {n} files OK")
@@ -168,6 +208,16 @@ def preview_cmd(
         prep, Path(output), n=n, split=split, scale=int(scale), seed=seed, data=data_root(data)
     )
     click.echo(f"contact sheet written to {path}")
+
+
+def _eval_hint(benchmark: str) -> str:
+    """`facesr eval` of the default model on a built benchmark folder (celeba10k is scored as celeba10k-x4)."""
+    from facesr.restoration.api import DEFAULT_MODELS
+
+    name = "celeba10k-x4" if benchmark == "celeba10k" else benchmark
+    scale = int(name[-1])
+    model = DEFAULT_MODELS.get(scale, f"bicubic-x{scale}")
+    return f"facesr eval --model {model} --benchmark {name}"
 
 
 def register(group: click.Group) -> None:

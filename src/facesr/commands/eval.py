@@ -49,7 +49,14 @@ def _command_line() -> str:
     show_default=True,
     help="Model input: the masked LR (the task) or the unmasked LR.",
 )
-@click.option("--out", "out_dir", type=click.Path(file_okay=False), default="results", show_default=True)
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Folder for the result JSON (default: <workspace>/results, never a tracked file). "
+    "Maintainers pass --out results to update the repository's results/ for facesr report.",
+)
 @click.option("--limit", type=int, default=None, help="Score only the first N faces (smoke tests).")
 @click.option("--device", default=None, help="cpu, cuda, cuda:1... (default: cuda when available).")
 @click.option("--batch-size", type=int, default=32, show_default=True)
@@ -69,14 +76,17 @@ def eval_cmd(
     notes: str | None,
     benchmark: str,
     input_kind: str,
-    out_dir: str,
+    out_dir: str | None,
     limit: int | None,
     device: str | None,
     batch_size: int,
     benchmarks_root: str | None,
     no_identity: bool,
 ) -> None:
-    """Score a model (or a folder of restored faces) on a frozen benchmark; write results/<...>.json."""
+    """Score a model (or restored faces) on a frozen benchmark; write the result JSON.
+
+    Needs the frozen benchmarks: `facesr prepare utkface`, then `facesr benchmarks build`.
+    """
     from pathlib import Path
 
     import torch
@@ -85,13 +95,15 @@ def eval_cmd(
     from facesr.eval.results import markdown_table, write_result
     from facesr.eval.runner import NO_IDENTITY, evaluate, load_eval_set
     from facesr.eval.tables import row_from_arch
-    from facesr.paths import workspace
+    from facesr.paths import cache_dir, workspace
 
     if (model_name is None) == (images is None):
         raise FacesrError("give exactly one of --model or --images")
     if images is not None and not name:
         raise FacesrError("--images needs --name (the method's name in the results)")
     dev = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    # Default to the (git-ignored) workspace: a user's eval must not rewrite the tracked results/.
+    out_dir = out_dir or str(workspace() / "results")
     if benchmark in CR_BENCHMARKS:  # no frozen folder: genuine faces + prepared UTKFace (docs/cr.md)
         from facesr.eval.genuine import eval_command
         from facesr.eval.tables import cr_table
@@ -148,7 +160,7 @@ def eval_cmd(
         face_id=NO_IDENTITY if no_identity else None,
         progress=True,
         command=_command_line(),
-        cache_dir=workspace() / "cache" / "eval",
+        cache_dir=cache_dir("eval"),
     )
     path = write_result(result, out_dir)
     click.echo(markdown_table([{k: v for k, v in result.items() if not k.startswith("_")}]), nl=False)

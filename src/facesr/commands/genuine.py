@@ -9,8 +9,10 @@ import json
 
 import click
 
+from facesr.commands.helpfmt import FullHelpGroup
 
-@click.group("genuine")
+
+@click.group("genuine", cls=FullHelpGroup)
 def genuine() -> None:
     """Genuine (real-camera) low-resolution faces for Characteristic Regularisation."""
 
@@ -166,16 +168,16 @@ def summary_cmd(genuine_dir: str | None) -> None:
     "--out",
     "out_dir",
     type=click.Path(file_okay=False),
-    default="results",
-    show_default=True,
-    help="Result folder (`facesr report` reads results/).",
+    default=None,
+    help="Result folder (default: <workspace>/results; maintainers pass --out results, which "
+    "`facesr report` reads).",
 )
 @click.option("--limit", type=int, default=None, help="Score only the first N faces of each set.")
 def eval_cmd(
     methods: tuple[str, ...],
     genuine_dir: str | None,
     prepared_dir: str | None,
-    out_dir: str,
+    out_dir: str | None,
     limit: int | None,
 ) -> None:
     """Score several methods on genuine-lr and utk-art-x4 in one process.
@@ -189,6 +191,7 @@ def eval_cmd(
 
     from facesr.errors import ConfigError
     from facesr.eval.genuine import run_genuine_eval
+    from facesr.paths import cache_dir as user_cache
     from facesr.paths import prepared_dir as _prepared
     from facesr.paths import workspace
 
@@ -202,10 +205,10 @@ def eval_cmd(
         parsed,
         genuine_dir=genuine_dir or workspace() / "genuine",
         prepared_dir=prepared_dir or _prepared("utkface"),
-        out_dir=out_dir,
+        out_dir=out_dir or workspace() / "results",
         limit=limit,
         command="facesr " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
-        cache_dir=workspace() / "cache" / "eval",
+        cache_dir=user_cache("eval"),
     )
     for path in paths:
         click.echo(f"wrote {path}")

@@ -3,7 +3,9 @@
 Heavy imports (torch, the pipeline) happen inside the command bodies so `facesr --help` is fast.
 Exit status: 0 all files done, 1 some file failed (unreadable input or write error, each with a
 one-line reason in the output and the report), 2 usage / user error (bad option, unwritable
-output folder, unknown model). A readable photo always gives an output, even with no face in it.
+output folder, unknown model, an input path that does not exist or a glob that matches nothing:
+like click's ``Path(exists=True)``, checked before any work). A readable photo always gives an
+output, even with no face in it.
 """
 
 from __future__ import annotations
@@ -16,16 +18,19 @@ from pathlib import Path
 
 import click
 
-#: Suffixes the restore command accepts when a file is named explicitly (matches facesr.io).
-_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
-
 
 def _expand_inputs(inputs: tuple[str, ...]) -> list[tuple[Path, Path]]:
-    """Files, folders (recursive) and globs -> [(path, name relative to its root)], in order, unique."""
+    """Files, folders (recursive) and globs -> [(path, name relative to its root)], in order, unique.
+
+    A path that does not exist, or a glob that matches no file, is a usage error (exit 2) raised
+    before any work, as click does for ``Path(exists=True)``: it is a typo, not a bad photo.
+    """
+    from facesr.errors import FacesrError
     from facesr.io import list_images
 
     out: list[tuple[Path, Path]] = []
     seen: set[Path] = set()
+    missing: list[str] = []
 
     def add(path: Path, rel: Path) -> None:
         key = path.resolve()
@@ -43,10 +48,15 @@ def _expand_inputs(inputs: tuple[str, ...]) -> list[tuple[Path, Path]]:
         elif any(ch in item for ch in "*?["):
             matches = sorted(glob.glob(item, recursive=True))
             files = [Path(m) for m in matches if Path(m).is_file()]
-            for f in files or [p]:  # no match: reported as a failed input ("no such file")
+            if not files:
+                missing.append(f"{item}: no file matches")
+            for f in files:
                 add(f, Path(f.name))
         else:
-            add(p, Path(p.name))  # reported as a failed file ("no such file"), others still run
+            missing.append(f"{item}: no such file")
+    if missing:
+        more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+        raise FacesrError(f"{missing[0]}{more}; nothing was restored")
     return out
 
 
@@ -166,7 +176,7 @@ def restore_cmd(
     from tqdm import tqdm
 
     from facesr.errors import FacesrError, ModelError
-    from facesr.io import MAX_PIXELS, write_image
+    from facesr.io import IMAGE_EXTENSIONS, MAX_PIXELS, write_image
     from facesr.restoration.api import background_upsampler, resolve_device, restore
     from facesr.restoration.detect import DetectOptions
     from facesr.restoration.engine import resolve_engine
@@ -175,12 +185,12 @@ def restore_cmd(
     dev = resolve_device(device)  # an unavailable device is a usage error before any work
     engine = resolve_engine(engine, dev, precision)  # likewise an unusable --engine ort
     background_upsampler(bg_upsampler, dev)  # an unknown or unusable upsampler: exit 2 before any work
+    files = _expand_inputs(inputs)  # a missing input: exit 2 before the output folder is made
     _check_output_dir(output)
     from facesr.outputs import OutputPlan, ReportWriter, remove_dead_temps
 
     for stale in remove_dead_temps(output):  # left by a killed run (its process is gone)
         click.echo(f"facesr: removed {stale}, a temporary file of an interrupted run", err=True)
-    files = _expand_inputs(inputs)
     if not files:
         raise FacesrError("no input images found")
     limit = max_pixels or MAX_PIXELS
@@ -217,8 +227,8 @@ def restore_cmd(
             click.echo(f"facesr: failed: {path}: {reason}", err=True)
             continue
         out_path = plan.file(out_path)  # NAME_1.png if NAME.png existed before (or --overwrite)
-        if path.suffix.lower() not in _SUFFIXES and path.is_file():
-            reason = f"{path}: unsupported file type {path.suffix or '(none)'!r}; use {', '.join(_SUFFIXES)}"
+        if path.suffix.lower() not in IMAGE_EXTENSIONS and path.is_file():
+            reason = f"{path}: unsupported file type {path.suffix or '(none)'!r}; use {', '.join(IMAGE_EXTENSIONS)}"
             report.add_failed(path, reason)
             click.echo(f"facesr: failed: {reason}", err=True)
             continue
@@ -310,17 +320,45 @@ def _format_scores(benchmark: str, metrics: object) -> str:
     return f"{benchmark} " + " / ".join(parts)
 
 
+def _model_sizes(entry: object) -> str:
+    """``16->128``, or ``16->64->128`` when the network's own output is smaller than the 128 frame.
+
+    Read from the model itself: its ``lr_size`` / ``hr_size`` when the zoo entry has them, else the
+    128 px frame over its scale, and ``facesr.hr_native`` from the weights file's header (cr-x4: a x4
+    net, 16 -> 64, framed at 128 by bicubic x2). Reading the header loads no tensors.
+    """
+    from facesr.zoo import HR_SIZE
+
+    scale = int(getattr(entry, "scale", 0) or 1)
+    hr = int(getattr(entry, "hr_size", 0) or HR_SIZE)
+    lr = int(getattr(entry, "lr_size", 0) or hr // scale)
+    native = int(getattr(entry, "hr_native", 0) or 0)
+    path = getattr(entry, "path", None) if getattr(entry, "file", "") else None
+    if not native and path is not None and path.is_file():
+        from safetensors import SafetensorError, safe_open
+
+        try:
+            with safe_open(str(path), framework="pt", device="cpu") as fh:
+                native = int((fh.metadata() or {}).get("facesr.hr_native", 0))
+        except (SafetensorError, OSError, ValueError):  # a broken file fails where it is loaded
+            native = 0
+    return f"{lr}->{native}->{hr}" if 0 < native < hr else f"{lr}->{hr}"
+
+
 @click.command("models")
 def models_cmd() -> int:
-    """List the model zoo: name, input size -> output size, task, installed or not, and scores."""
+    """List the model zoo: name, input -> output size (px), task, installed or not, and scores."""
     from facesr.restoration.api import model_installed
     from facesr.zoo import list_models
 
+    rows = [("name", "in->out px", "task", "state", "scores / description")]
     for e in list_models():
         state = "built-in" if not e.file else ("installed" if model_installed(e.name) else "MISSING")
         scores = "; ".join(_format_scores(bench, m) for bench, m in e.scores.items()) if e.scores else "-"
-        size = f"{128 // e.scale}->128"
-        click.echo(f"{e.name:<18} {size:<8} {e.task:<9} {state:<9} {scores}  {e.description}".rstrip())
+        rows.append((e.name, _model_sizes(e), e.task, state, f"{scores}  {e.description}".strip()))
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    for r in rows:
+        click.echo("  ".join(c.ljust(w) for c, w in zip(r[:4], widths, strict=True)) + f"  {r[4]}".rstrip())
     return 0
 
 

@@ -18,6 +18,11 @@ Reproducibility: each face's mask comes from its own generator seeded with ``see
 build runs on CPU in float32, PNGs are encoded deterministically and meta.json has no
 timestamps, so building twice gives byte-identical folders (``tests/test_data_benchmarks.py``).
 The folder is written under a temporary name and renamed when complete.
+
+Order of the commands (each message that stops names the next one): ``facesr prepare utkface``
+(UTK-Mask) and ``facesr prepare celeba10k --all-test`` (CelebA-10k), then ``facesr benchmarks
+build``, which builds the benchmarks whose prepared set exists and lists the others with the
+command that prepares them (:func:`unbuildable_reason`).
 """
 
 from __future__ import annotations
@@ -88,6 +93,38 @@ def _identities(data: Path) -> dict[str, int]:
     return out
 
 
+def build_command(name: str) -> str:
+    """The command that builds (only) benchmark ``name``."""
+    return f"facesr benchmarks build --only {name}"
+
+
+def next_steps(name: str, prepared_root: Path) -> str:
+    """The commands, in order, that give benchmark ``name``: prepare its set if missing, then build it."""
+    from facesr.data.prepared import missing_reason, prepare_command
+
+    source = SOURCES[name]
+    if missing_reason(Path(prepared_root) / source) is None:
+        return f"run `{build_command(name)}`"
+    return f"run `{prepare_command(source)}`, then `{build_command(name)}`"
+
+
+def unbuildable_reason(name: str, prepared_root: Path) -> str | None:
+    """Why benchmark ``name`` cannot be built from ``prepared_root`` yet, and the commands that fix it.
+
+    None when its prepared set is complete. ``facesr benchmarks build`` uses it to skip such a
+    benchmark, build the others and say how to get the skipped one.
+    """
+    from facesr.data.prepared import missing_reason
+
+    if name not in NAMES:
+        raise DataError(f"unknown benchmark {name!r}; choose from {', '.join(NAMES)}")
+    source = SOURCES[name]
+    why = missing_reason(Path(prepared_root) / source)
+    if why is None:
+        return None
+    return f"{name} needs the {source} set: {why}; {next_steps(name, prepared_root)}"
+
+
 def build_benchmark(
     name: str,
     prepared_root: Path,
@@ -105,8 +142,9 @@ def build_benchmark(
     from facesr.data.masks import MaskSynthesizer
     from facesr.data.prepared import PreparedSet
 
-    if name not in NAMES:
-        raise DataError(f"unknown benchmark {name!r}; choose from {', '.join(NAMES)}")
+    why = unbuildable_reason(name, Path(prepared_root))
+    if why:
+        raise DataError(why)
     prep = PreparedSet.load(Path(prepared_root) / SOURCES[name])
     rows = prep.indices("test")
     if limit is not None:
@@ -232,7 +270,7 @@ def verify_benchmark(root: Path) -> int:
     root = Path(root)
     sums = root / "SHA256SUMS"
     if not sums.is_file():
-        raise DataError(f"{str(sums)!r} not found; rebuild with `facesr benchmarks build`")
+        raise DataError(f"{str(sums)!r} not found; rebuild with `{build_command(root.name)}`")
     expected = {}
     for line in sums.read_text().splitlines():
         digest, rel = line.split("  ", 1)
@@ -263,13 +301,16 @@ def _read_dir(folder: Path, ids: list[str], grey: bool = False) -> np.ndarray:
 
 def load_benchmark(name: str, root: str | Path | None = None, *, scale: int | None = None) -> Benchmark:
     """Load a frozen benchmark. For ``celeba10k`` pick the LR with ``scale`` (4 or 8; default 4)."""
-    from facesr.paths import benchmarks_dir
+    from facesr.paths import benchmarks_dir, workspace
 
     base = Path(root) if root is not None else benchmarks_dir()
     folder = base / name
     meta_path = folder / "meta.json"
     if not meta_path.is_file():
-        raise DataError(f"benchmark {name!r} not found under {str(base)!r}; run `facesr benchmarks build`")
+        steps = (
+            next_steps(name, workspace() / "prepared") if name in NAMES else "run `facesr benchmarks build`"
+        )
+        raise DataError(f"benchmark {name!r} not found under {str(base)!r}; {steps}")
     meta = json.loads(meta_path.read_text())
     ids = [f["id"] for f in meta["faces"]]
     if meta.get("scale") is None:  # multi-scale set (celeba10k)

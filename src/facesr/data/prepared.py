@@ -11,6 +11,25 @@ import numpy as np
 from facesr.errors import DataError
 
 FILES = ("faces128.npy", "faces64.npy", "landmarks128.npy", "split.npy", "manifest.jsonl", "report.json")
+#: The exact command that prepares each named set the benchmarks and CR are built from, so that every
+#: "not prepared" message can name it (CelebA-10k is test-only: it is never trained on).
+PREPARE_COMMANDS = {"utkface": "facesr prepare utkface", "celeba10k": "facesr prepare celeba10k --all-test"}
+
+
+def prepare_command(name: str) -> str:
+    """The command that (re)builds the prepared set called ``name``."""
+    return PREPARE_COMMANDS.get(name, f"facesr prepare SRC_FOLDER --name {name}")
+
+
+def missing_reason(root: str | Path) -> str | None:
+    """Why ``root`` is not a usable prepared set (not there, or files missing), or None when it is."""
+    root = Path(root)
+    if not root.is_dir():
+        return f"prepared set {str(root)!r} not found"
+    missing = [f for f in FILES if not (root / f).is_file()]
+    if missing:
+        return f"prepared set {str(root)!r} is incomplete (missing {', '.join(missing)})"
+    return None
 
 
 @dataclass
@@ -28,12 +47,9 @@ class PreparedSet:
     def load(cls, root: str | Path, *, mmap: bool = True) -> PreparedSet:
         """Open ``root``; raises DataError (one line) when files are missing or inconsistent."""
         root = Path(root)
-        missing = [f for f in FILES if not (root / f).is_file()]
-        if missing:
-            raise DataError(
-                f"prepared set {str(root)!r} is incomplete (missing {', '.join(missing)}); "
-                "run `facesr prepare` first"
-            )
+        why = missing_reason(root)
+        if why:
+            raise DataError(f"{why}; run `{prepare_command(root.name)}` first")
         mode = "r" if mmap else None
         try:  # np.load never unpickles here (allow_pickle=False); object arrays are a clear error
             f128 = np.load(root / "faces128.npy", mmap_mode=mode)
@@ -42,12 +58,14 @@ class PreparedSet:
             split = np.load(root / "split.npy")
         except (ValueError, OSError, EOFError) as exc:
             raise DataError(
-                f"prepared set {str(root)!r} has an unreadable array ({exc}); re-run `facesr prepare`"
+                f"prepared set {str(root)!r} has an unreadable array ({exc}); "
+                f"re-run `{prepare_command(root.name)}`"
             ) from None
         n = len(f128)
         if not (len(f64) == len(lm) == len(split) == n) or f128.shape[1:] != (128, 128, 3):
             raise DataError(
-                f"prepared set {str(root)!r} has inconsistent array shapes; re-run `facesr prepare`"
+                f"prepared set {str(root)!r} has inconsistent array shapes; "
+                f"re-run `{prepare_command(root.name)}`"
             )
         report = json.loads((root / "report.json").read_text())
         return cls(root=root, faces128=f128, faces64=f64, landmarks128=lm, split=split, report=report)

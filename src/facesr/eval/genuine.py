@@ -142,7 +142,7 @@ def load_sets(
         )
     prep = Path(prepared_dir)
     if not (prep / "faces64.npy").is_file():
-        raise DataError(f"prepared set {str(prep)!r} has no faces64.npy; run `facesr prepare` first")
+        raise DataError(f"prepared set {str(prep)!r} has no faces64.npy; run `facesr prepare utkface` first")
     faces = np.load(prep / "faces64.npy", mmap_mode="r")
     split = np.load(prep / "split.npy")
     hr = np.asarray(faces[np.nonzero(split == 1)[0]])

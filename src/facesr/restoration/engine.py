@@ -7,8 +7,9 @@ picks ONNX Runtime on the CPU when it is installed and the precision is fp32, an
 everywhere else (GPU, bf16/fp16, bicubic, or onnxruntime missing).
 
 The ONNX export (a TorchScript trace, seconds) is paid once per weights file: the graph is cached
-under ``<workspace>/cache/onnx/`` keyed by the weights' sha256 and the torch/onnxruntime versions,
-written atomically, so later processes only open a session.
+in the user's cache folder (``facesr.paths.cache_dir("onnx")``: ``FACESR_CACHE`` or
+``~/.cache/facesr``, never the current folder), keyed by the weights' sha256 and the
+torch/onnxruntime versions and written atomically, so later processes only open a session.
 """
 
 from __future__ import annotations
@@ -89,15 +90,15 @@ class OrtRestorer(nn.Module):
         self.scale = int(restorer.scale)
         self.meta = dict(getattr(restorer, "meta", {}) or {})
         if cache_dir is None:
-            from facesr.paths import workspace
+            from facesr.paths import cache_dir as user_cache
 
-            cache_dir = workspace() / "cache" / "onnx"
+            cache_dir = user_cache("onnx")
         path = Path(cache_dir) / f"{_weights_key(restorer)}.onnx"
         if not path.is_file():
             try:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 export_onnx(restorer, path)
-            except OSError:  # read-only workspace: export into a private temporary folder instead
+            except OSError:  # read-only cache folder: export into a private temporary folder instead
                 import tempfile
 
                 self._tmp = tempfile.TemporaryDirectory(prefix="facesr-onnx-")
