@@ -55,7 +55,13 @@ BUNDLED_SHA256 = {
 }
 
 #: Modules imported (lazily, on first load) so that their ``@register_arch`` builders exist.
-ARCH_MODULES = ("facesr.nets.jdsr", "facesr.nets.cr", "facesr.nets.baselines", "facesr.nets.peers")
+ARCH_MODULES = (
+    "facesr.nets.jdsr",
+    "facesr.nets.fast",
+    "facesr.nets.cr",
+    "facesr.nets.baselines",
+    "facesr.nets.peers",
+)
 
 _ARCHS: dict[str, Callable[..., nn.Module]] = {}
 

@@ -25,12 +25,14 @@ from facesr.data.degrade import downsample
 from facesr.data.masks import MaskSynthesizer
 from facesr.data.prepared import PreparedSet
 from facesr.data.priors import flip_landmarks, heatmaps, parsing_maps
+from facesr.data.realistic import RealDegradation
 
 
 class MaskedFaceBatcher:
     """Endless shuffled batches from a prepared set: ``next_batch()`` -> dict of float tensors in [0, 1].
 
-    Keys: ``lr_masked`` [B,3,h,w] (the model input), ``lr_clean`` [B,3,h,w], ``hr`` [B,3,128,128],
+    Keys: ``lr_masked`` [B,3,h,w] (the model input: masked with p ``p_mask``, then degraded by
+    ``degradation``, by default clean bicubic), ``lr_clean`` [B,3,h,w], ``hr`` [B,3,128,128],
     ``hr_masked``, ``occlusion`` [B,1,128,128], ``heatmaps`` [B,68,64,64], ``parsing`` [B,11,64,64],
     plus ``landmarks`` [B,68,2] (128 frame) and ``index`` [B] (rows of the prepared set).
     """
@@ -50,6 +52,7 @@ class MaskedFaceBatcher:
         p_mask: float = 1.0,
         masks: MaskSynthesizer | None = None,
         sigma: float = 1.0,
+        degradation: RealDegradation | None = None,
     ) -> None:
         from facesr.paths import data_root
 
@@ -71,6 +74,7 @@ class MaskedFaceBatcher:
         self.shuffle = shuffle
         self.p_mask = p_mask
         self.sigma = sigma
+        self.degradation = degradation  # None: clean antialiased bicubic (the paper's and benchmarks' LR)
         self.masks = masks if masks is not None else MaskSynthesizer(data_root(data), device=self.device)
         self.masks.to(self.device)
         self.generator = torch.Generator().manual_seed(seed)
@@ -115,7 +119,11 @@ class MaskedFaceBatcher:
             "hr": hr,
             "hr_masked": hr_masked,
             "occlusion": occ,
-            "lr_masked": downsample(hr_masked, self.scale),
+            "lr_masked": (
+                downsample(hr_masked, self.scale)
+                if self.degradation is None
+                else self.degradation(hr_masked, self.scale, self.generator)
+            ),
             "lr_clean": downsample(hr, self.scale),
             "heatmaps": heatmaps(lm, 64, self.sigma),
             "parsing": parsing_maps(lm, 64),

@@ -26,7 +26,12 @@ from facesr.config import Strict
 from facesr.losses.adversarial import critic_loss, generator_loss, gradient_penalty
 from facesr.losses.identity import identity_loss
 from facesr.losses.noise import asymmetric_loss, noise_target, tv_l2
-from facesr.losses.perceptual import build_feature_extractor, perceptual_loss, style_loss
+from facesr.losses.perceptual import (
+    FaceRecognitionFeatures,
+    build_feature_extractor,
+    perceptual_loss,
+    style_loss,
+)
 from facesr.losses.pixel import pixel_l1
 from facesr.losses.prior import prior_loss
 from facesr.losses.smoothness import tv_l1
@@ -117,10 +122,12 @@ class JDSRLoss(nn.Module):
             add("dn_style", w.dn_style, lambda: style_loss(f_den, f_ylr))
         add("dn_smooth", w.dn_smooth, lambda: tv_l1(den))
         # --- SR module ---
-        add("sr_pixel", w.sr_pixel, lambda: pixel_l1(sr, y_hr) + pixel_l1(out["coarse"], y_hr))
+        # the LR-space models (jdsr_fast) have no coarse image and no prior branch
+        coarse_l1 = (lambda: pixel_l1(out["coarse"], y_hr)) if "coarse" in out else (lambda: 0.0)
+        add("sr_pixel", w.sr_pixel, lambda: pixel_l1(sr, y_hr) + coarse_l1())
         add(
             "sr_prior",
-            w.sr_prior,
+            w.sr_prior if "heatmaps" in out else 0.0,
             lambda: prior_loss(
                 out["heatmaps"],
                 batch["heatmaps"],
@@ -130,12 +137,25 @@ class JDSRLoss(nn.Module):
                 w.prior_beta,
             ),
         )
-        if self.features is not None and w.sr_perceptual > 0:
+        shared = (
+            w.sr_perceptual > 0
+            and w.sr_identity > 0
+            and self.face_id is not None
+            and isinstance(self.features, FaceRecognitionFeatures)
+            and hasattr(self.face_id, "embed_and_features")
+        )
+        if shared:  # face-recognition perceptual + identity: one network pass per image, not two
+            with torch.no_grad():
+                e_hr, f_hr = self.face_id.embed_and_features(y_hr)
+            e_sr, f_sr = self.face_id.embed_and_features(sr)
+            add("sr_perceptual", w.sr_perceptual, lambda: perceptual_loss(f_sr, f_hr))
+            add("sr_identity", w.sr_identity, lambda: identity_loss(e_sr, e_hr))
+        elif self.features is not None and w.sr_perceptual > 0:
             with torch.no_grad():
                 f_hr = self.features(y_hr)
             add("sr_perceptual", w.sr_perceptual, lambda: perceptual_loss(self.features(sr), f_hr))
         add("sr_smooth", w.sr_smooth, lambda: tv_l1(sr))
-        if self.face_id is not None and w.sr_identity > 0:
+        if not shared and self.face_id is not None and w.sr_identity > 0:
             with torch.no_grad():
                 e_hr = self.face_id.embed(y_hr)
             add("sr_identity", w.sr_identity, lambda: identity_loss(self.face_id.embed(sr), e_hr))

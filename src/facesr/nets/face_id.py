@@ -215,6 +215,13 @@ class FaceIDNet(nn.Module):
         _, feats = self.net(self.chip(img01), stop_after=last)
         return [feats[name] for name in layers]
 
+    def embed_and_features(
+        self, img01: torch.Tensor, layers: tuple[str, ...] = FEATURE_LAYERS
+    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """Embedding and perceptual feature maps from one pass (identity + perceptual terms share it)."""
+        emb, feats = self.net(self.chip(img01))
+        return F.normalize(emb, dim=1), [feats[name] for name in layers]
+
     def embed_unaligned(self, img01: torch.Tensor, five: np.ndarray | torch.Tensor) -> torch.Tensor:
         """Embeddings of faces in arbitrary images, given their 5 template-style landmarks.
 

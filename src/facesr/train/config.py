@@ -12,6 +12,7 @@ batch size and warm-up as unstated by the JDSR-GAN paper.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -55,12 +56,40 @@ class RunSection(Strict):
     export: bool = True  # write weights.safetensors, card.md and loss curve at the end
 
 
+class DegradationSection(Strict):
+    """Real-world LR degradations (facesr.data.realistic, docs/data.md); off unless ``enabled``."""
+
+    enabled: bool = False
+    # share of faces left as clean antialiased bicubic (the benchmarks' LR)
+    clean_prob: float = Field(0.3, ge=0.0, le=1.0)
+    blur_prob: float = Field(0.6, ge=0.0, le=1.0)
+    blur_sigma: tuple[float, float] = (0.3, 1.6)  # at x4 (scaled by scale / 4)
+    aniso_prob: float = Field(0.3, ge=0.0, le=1.0)
+    rescale_prob: float = Field(0.3, ge=0.0, le=1.0)
+    rescale_range: tuple[float, float] = (0.6, 0.95)
+    noise_prob: float = Field(0.5, ge=0.0, le=1.0)
+    noise_sigma: tuple[float, float] = (1.0, 10.0)  # in 8-bit levels
+    gray_noise_prob: float = Field(0.4, ge=0.0, le=1.0)
+    jpeg_prob: float = Field(0.5, ge=0.0, le=1.0)
+    jpeg_quality: tuple[int, int] = (40, 95)
+
+    @model_validator(mode="after")
+    def _ranges(self) -> DegradationSection:
+        for name in ("blur_sigma", "rescale_range", "noise_sigma", "jpeg_quality"):
+            lo, hi = getattr(self, name)
+            if not (0 < lo <= hi) or not all(map(math.isfinite, (lo, hi))):
+                raise ValueError(f"{name} must be a finite range 0 < low <= high")
+        if self.rescale_range[1] > 1 or self.jpeg_quality[1] > 100:
+            raise ValueError("rescale_range must lie in (0, 1] and jpeg_quality in [1, 100]")
+        return self
+
+
 class DataSection(Strict):
     """Which prepared face set feeds the batcher and how batches are cut."""
 
     prepared: str = "utkface"  # a name under <workspace>/prepared/ or a folder path
     split: Literal["train", "test"] = "train"
-    scale: Literal[4, 8] = 4
+    scale: Literal[2, 4, 8] = 4  # 2 only for the LR-space jdsr_fast models (64 -> 128)
     batch_size: int = Field(16, gt=0)  # GLOBAL batch; each DDP rank takes batch_size / world_size
     device: Literal["auto", "cpu", "cuda"] = "auto"  # where the uint8 set and the degradation live
     root: str | None = None  # face-data root holding masktheface/ (default: facesr.paths.data_root())
@@ -68,15 +97,21 @@ class DataSection(Strict):
     # plain down-sampled faces, so the model also learns to leave an unmasked face's lower half alone
     mask_prob: float = Field(1.0, ge=0.0, le=1.0)
     val_faces: int = Field(0, ge=0)  # faces of the split held out of training for run.val_every (by seed)
+    degradation: DegradationSection = Field(default_factory=DegradationSection)
 
 
 class ModelSection(Strict):
     """The generator: a registered zoo architecture built with ``size``, ``scale`` and overrides."""
 
     arch: str = "jdsr"
-    size: Literal["lite", "paper"] = "lite"
+    size: Literal["lite", "paper", "fast"] = "lite"  # fast: the one size of arch jdsr_fast
     overrides: dict[str, Any] = Field(default_factory=dict)  # JDSRSize fields, e.g. {trunk: 16}
     critic: dict[str, Any] = Field(default_factory=dict)  # WGANCritic arguments, e.g. {width: 32}
+    # Warm start (a new run, fresh optimisers): a facesr weights file of the same architecture (e.g. a
+    # shipped model, so training accumulates across runs), or "general-sr" for the shared RLFN x4 weights
+    # (jdsr_fast only; FACESR_PRETRAINED or ../shared/pretrained). None: random initialisation.
+    init_from: str | None = None
+    critic_init_from: str | None = None  # the critic's weights file written next to a shipped model
 
 
 class OptimSection(Strict):

@@ -71,16 +71,22 @@ class Recipe:
 
         self.cfg, self.ctx = cfg, ctx
         self.weights = JDSRLossWeights.model_validate(cfg.loss)
-        self.generator = self.build_generator().to(ctx.device)
+        self.generator = self.build_generator()
+        if cfg.model.init_from:
+            warm_start(self.generator, cfg.model.init_from, self.arch)
+        self.generator.to(ctx.device)
         self.adversarial = cfg.recipe.adversarial and self.uses_sr_loss and self.weights.adversarial > 0
         self.critic: nn.Module | None = None
         if self.adversarial:
             from facesr.nets.discriminators import WGANCritic
 
             try:
-                self.critic = WGANCritic(**cfg.model.critic).to(ctx.device)
+                self.critic = WGANCritic(**cfg.model.critic)
             except TypeError as exc:
                 raise ConfigError(f"model.critic: {exc}") from None
+            if cfg.model.critic_init_from:
+                load_part(self.critic, cfg.model.critic_init_from, "model.critic_init_from")
+            self.critic.to(ctx.device)
         self.channels_last = cfg.run.channels_last
         if self.channels_last:  # NHWC weights: convolutions then produce NHWC activations too
             self.generator.to(memory_format=torch.channels_last)
@@ -281,7 +287,8 @@ class SROnlyRecipe(Recipe):
 
     @property
     def arch(self) -> str:
-        return "jdsr_sr_only"
+        # the ablation of the LR-space model is its own SR module alone, not the paper's
+        return "jdsr_fast_sr_only" if self.cfg.model.arch == "jdsr_fast" else "jdsr_sr_only"
 
 
 class TwoStageSRRecipe(SROnlyRecipe):
@@ -337,6 +344,65 @@ class _DenoiserOnly(nn.Module):
     def forward(self, lr: torch.Tensor) -> dict[str, torch.Tensor]:
         noise_map, denoised = self.denoiser(lr)
         return {"noise_map": noise_map, "denoised": denoised}
+
+
+def _read_safetensors(path: str, what: str) -> tuple[dict[str, str], dict[str, torch.Tensor]]:
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(path, framework="pt", device="cpu") as fh:
+            return dict(fh.metadata() or {}), {k: fh.get_tensor(k) for k in fh.keys()}  # noqa: SIM118
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise ConfigError(f"{what}: {path!r} is not a readable safetensors file ({exc})") from None
+
+
+def load_part(net: nn.Module, path: str, what: str) -> dict[str, str]:
+    """Load every tensor of a safetensors file into ``net`` (strict, dtype-converted); returns its metadata."""
+    meta, state = _read_safetensors(path, what)
+    own = net.state_dict()
+    state = {k: v.to(own[k].dtype) if k in own else v for k, v in state.items()}
+    try:
+        net.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise ConfigError(f"{what}: {path} does not fit the network ({first})") from None
+    return meta
+
+
+def warm_start(net: nn.Module, source: str, arch: str) -> None:
+    """``model.init_from``: start a new run from general-SR weights or from an earlier facesr model.
+
+    A facesr weights file must name the same architecture (its metadata says which); "general-sr" loads the
+    shared RLFN x4 weights into an LR-space model's SR module (:func:`facesr.nets.fast.init_from_general_sr`).
+    Training totals of the source (``facesr.totals``) are carried on by the run's export, so a model card
+    adds up every run behind it.
+    """
+    if source == "general-sr":
+        from facesr.nets.fast import init_from_general_sr
+
+        try:
+            init_from_general_sr(net)
+        except ModelError as exc:
+            raise ConfigError(f"model.init_from=general-sr: {exc}") from None
+        return
+    meta, _ = _read_safetensors(source, "model.init_from")
+    if meta.get("facesr.arch") not in (arch, None):
+        raise ConfigError(f"model.init_from: {source} is a {meta.get('facesr.arch')!r} model, not {arch!r}")
+    load_part(net, source, "model.init_from")
+
+
+def prior_totals(cfg: TrainConfig) -> dict[str, float]:
+    """Steps, faces and CPU/GPU hours behind ``model.init_from`` (zeros for a fresh or general-SR start)."""
+    import json
+
+    src = cfg.model.init_from
+    if not src or src == "general-sr":
+        return {}
+    meta, _ = _read_safetensors(src, "model.init_from")
+    try:
+        return {k: float(v) for k, v in json.loads(meta.get("facesr.totals", "{}")).items()}
+    except (ValueError, TypeError, AttributeError):
+        return {}
 
 
 RECIPES: dict[str, type[Recipe]] = {

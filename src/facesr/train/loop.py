@@ -489,6 +489,39 @@ def _truncate_log(path: Path, step: int) -> None:
     atomic_write_text(path, "".join(x + "\n" for x in keep))
 
 
+def _totals(
+    cfg: TrainConfig, *, step: int, images: int, wall_s: float, device: torch.device
+) -> dict[str, float]:
+    """Training that went into the exported weights, this run plus the runs behind ``model.init_from``.
+
+    CPU-hours are wall-clock hours times the torch threads of this process (the cores it kept busy); GPU
+    hours are wall-clock hours on a CUDA device.
+    """
+    from facesr.train.jdsr import prior_totals
+
+    prior = prior_totals(cfg)
+    hours = wall_s / 3600.0
+    cpu_h = hours * torch.get_num_threads() if device.type == "cpu" else 0.0
+    gpu_h = hours if device.type == "cuda" else 0.0
+    return {
+        "steps": prior.get("steps", 0.0) + step,
+        "faces_seen": prior.get("faces_seen", 0.0) + images,
+        "cpu_hours": round(prior.get("cpu_hours", 0.0) + cpu_h, 4),
+        "gpu_hours": round(prior.get("gpu_hours", 0.0) + gpu_h, 4),
+        "runs": prior.get("runs", 0.0) + 1,
+    }
+
+
+def _degradation(cfg: TrainConfig) -> Any:
+    """The real-world LR degradation of ``data.degradation`` (None when it is off)."""
+    sec = cfg.data.degradation
+    if not sec.enabled:
+        return None
+    from facesr.data.realistic import DegradationSettings, RealDegradation
+
+    return RealDegradation(DegradationSettings(**sec.model_dump(exclude={"enabled"})))
+
+
 def _masked_face_batcher(cfg: TrainConfig, data_device: torch.device, seed: int) -> tuple[Any, Any, str]:
     """The JDSR recipes' data: MaskedFaceBatcher, a fixed preview batch and a one-line description."""
     from facesr.data.datasets import MaskedFaceBatcher
@@ -509,6 +542,7 @@ def _masked_face_batcher(cfg: TrainConfig, data_device: torch.device, seed: int)
         seed,
         data=cfg.data.root,
         p_mask=cfg.data.mask_prob,
+        degradation=_degradation(cfg),
     )
     g_state = batcher.generator.get_state()  # a fixed preview batch that leaves the batch stream as it was
     preview = batcher.make_batch(torch.arange(min(4, len(batcher))))
@@ -765,7 +799,21 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> Path:
         from facesr.train.report import write_card, write_loss_curve
 
         meta = {"facesr.recipe": cfg.recipe.name, "facesr.steps": str(step), "facesr.git": revision}
+        meta["facesr.totals"] = json.dumps(
+            _totals(cfg, step=step, images=images, wall_s=elapsed_before + wall, device=device),
+            sort_keys=True,
+        )
         recipe.export(ema.module, run_dir, meta)
+        if recipe.critic is not None:  # so that a later run can warm-start the critic too
+            from facesr.zoo import save_weights
+
+            save_weights(
+                recipe.critic,
+                run_dir / "critic.safetensors",
+                arch="wgan_critic",
+                args={},
+                scale=cfg.data.scale,
+            )
         write_loss_curve(log_path, run_dir / "loss_curve.png")
         write_card(
             run_dir,

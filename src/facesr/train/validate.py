@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -77,14 +78,19 @@ def carve_validation(batcher: Any, n_val: int, seed: int) -> dict[str, torch.Ten
 
 def fixed_batch(batcher: Any, positions: np.ndarray, seed: int) -> dict[str, torch.Tensor]:
     """The val batch of the faces at ``positions``: one seeded mask each, no flip, 8-bit LR inputs."""
+    # Validation LR is always the benchmark's clean antialiased bicubic, whatever data.degradation
+    # trains on, so runs with and without real-world degradations are scored on the same kind of input.
     state, flip = batcher.generator.get_state(), batcher.flip
+    degradation = getattr(batcher, "degradation", None)
     try:
         batcher.generator.manual_seed(seed + VAL_MASK_SEED)
         batcher.flip = False
+        batcher.degradation = None
         b = batcher.make_batch(torch.as_tensor(positions, dtype=torch.long))
     finally:
         batcher.generator.set_state(state)
         batcher.flip = flip
+        batcher.degradation = degradation
     return {
         "lr_masked": _u8(b["lr_masked"]),
         "lr_clean": _u8(b["lr_clean"]),
@@ -165,7 +171,16 @@ class Validator:
             target_key=self.target_key,
             device=self.device,
         )
-        record = {"step": step, "event": "val", "elapsed_s": round(elapsed_s, 2), "images": images, **res}
+        # cpu_s: CPU seconds of this process so far (all threads; setup and validation included), the
+        # budget axis of PSNR-vs-CPU-minutes plots, which wall time is not on a shared machine
+        record = {
+            "step": step,
+            "event": "val",
+            "elapsed_s": round(elapsed_s, 2),
+            "cpu_s": round(time.process_time(), 1),
+            "images": images,
+            **res,
+        }
         if log is not None:
             log.write(json.dumps(record) + "\n")
             log.flush()

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# The CPU training session behind the shipped jdsr-fast models (docs/training.md, "jdsr-fast on a CPU").
+# Three processes share the 2 cores: the x4 and x8 main runs, and a queue of equal-step x4 ablations
+# followed by the x2 run. Each writes workspace/runs/<name>/ (log.jsonl with val/psnr and cpu_s).
+#   bash scripts/train_fast_cpu.sh main     # x4 + x8 main runs (background)
+#   bash scripts/train_fast_cpu.sh queue    # ablations, then x2 (foreground; run it under nohup)
+# To continue from the shipped weights instead of the general-SR start, add
+#   model.init_from=src/facesr/weights/jdsr-fast-x4.safetensors (and the x8 file for x8).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+MIN="${FACESR_MINUTES:-100}"
+ABL_STEPS="${FACESR_ABLATION_STEPS:-300}"
+case "${1:-}" in
+  main)
+    nohup facesr train configs/jdsr_fast_x4.yaml run.max_minutes="$MIN" run.progress=false \
+      > workspace/jdsr_fast_x4.out 2>&1 &
+    nohup facesr train configs/jdsr_fast_x8.yaml run.max_minutes="$MIN" run.progress=false \
+      > workspace/jdsr_fast_x8.out 2>&1 &
+    ;;
+  queue)
+    common=(run.progress=false run.stop_step="$ABL_STEPS" run.val_every=50)
+    # loss ablations (same data, same steps): pixel only; + perceptual + identity is the main run;
+    # + adversarial; mask probability 1.0 (the paper's setting) instead of 0.5
+    facesr train configs/jdsr_fast_x4.yaml "${common[@]}" run.name=abl_fast_x4_pixel \
+      loss.sr_perceptual=0 loss.sr_identity=0 recipe.adversarial=false
+    facesr train configs/jdsr_fast_x4.yaml "${common[@]}" run.name=abl_fast_x4_scratch \
+      loss.sr_perceptual=0 loss.sr_identity=0 recipe.adversarial=false model.init_from=null
+    facesr train configs/jdsr_fast_x4.yaml "${common[@]}" run.name=abl_fast_x4_ppi
+    facesr train configs/jdsr_fast_x4.yaml "${common[@]}" run.name=abl_fast_x4_adv \
+      recipe.adversarial=true recipe.adv_start_step=0
+    facesr train configs/jdsr_fast_x4.yaml "${common[@]}" run.name=abl_fast_x4_mask1 data.mask_prob=1.0
+    facesr train configs/jdsr_lite_x4_cpu.yaml "${common[@]}" run.name=abl_lite_x4_pixel \
+      data.mask_prob=0.5 data.val_faces=200
+    facesr train configs/jdsr_fast_x2.yaml run.progress=false run.max_minutes="${FACESR_X2_MINUTES:-30}"
+    ;;
+  *)
+    echo "usage: $0 main|queue" >&2
+    exit 2
+    ;;
+esac
