@@ -1,0 +1,213 @@
+"""jdsr-fast and RLFN: the general-SR weights load with every key, the start points are what the docs say,
+shapes for x2/x4/x8, ONNX parity, and warm starts that accumulate training totals."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from facesr.errors import ModelError
+from facesr.nets.fast import SCALES, JDSRFast, SROnlyFast, init_from_general_sr
+from facesr.nets.rlfn import (
+    RLFN,
+    body_state,
+    load_strict,
+    pretrained_path,
+    read_pretrained_rlfn,
+    shrink_upsampler,
+)
+
+PRETRAINED = pretrained_path()
+needs_pretrained = pytest.mark.skipif(
+    not PRETRAINED.is_file(), reason=f"general-SR weights not found at {PRETRAINED} (../shared/pretrained)"
+)
+
+
+@needs_pretrained
+def test_pretrained_rlfn_loads_with_every_key_used() -> None:
+    original = read_pretrained_rlfn()
+    net = RLFN(4)
+    body, up = body_state(original)
+    load_strict(net.body, body, "body")  # strict: a missing or unexpected key is an error
+    load_strict(net.upsampler, up, "upsampler")
+    ours = {f"body.{k}": v for k, v in body.items()} | {f"upsampler.{k}": v for k, v in up.items()}
+    assert set(ours) == set(net.state_dict())
+    assert sum(v.numel() for v in original.values()) == 317_218  # as ../shared/pretrained/README.md says
+    # a general-SR network beats bicubic on a smooth synthetic image (sanity: the weights are not noise)
+    yy, xx = torch.meshgrid(torch.linspace(0, 6, 128), torch.linspace(0, 6, 128), indexing="ij")
+    hr = torch.stack([torch.sin(xx) * 0.4 + 0.5, torch.cos(yy) * 0.4 + 0.5, torch.sin(xx + yy) * 0.4 + 0.5])[
+        None
+    ]
+    lr = F.interpolate(hr, size=(32, 32), mode="bicubic", antialias=True, align_corners=False)
+    with torch.no_grad():
+        sr = net(lr).clamp(0, 1)
+    bic = F.interpolate(lr, size=(128, 128), mode="bicubic", align_corners=False).clamp(0, 1)
+    assert F.mse_loss(sr, hr) < F.mse_loss(bic, hr)
+
+
+def test_wrong_weights_are_one_line_model_errors(tmp_path: Path) -> None:
+    from safetensors.torch import save_file
+
+    bad = tmp_path / "bad.safetensors"
+    save_file({"conv_1.weight": torch.zeros(8, 3, 3, 3)}, str(bad))
+    with pytest.raises(ModelError, match="do not fit"):
+        init_from_general_sr(JDSRFast(4), str(bad))
+    with pytest.raises(ModelError, match="not found"):
+        read_pretrained_rlfn(tmp_path / "missing.safetensors")
+
+
+@pytest.mark.parametrize("scale", SCALES)
+def test_shapes_and_identity_denoiser_at_start(scale: int) -> None:
+    net = JDSRFast(scale).eval()
+    x = torch.rand(2, 3, 128 // scale, 128 // scale)
+    with torch.no_grad():
+        out = net(x)
+    assert out["sr"].shape == (2, 3, 128, 128)
+    assert out["noise_map"].shape == x.shape and bool((out["noise_map"] >= 0).all())
+    torch.testing.assert_close(out["denoised"], x)  # zero-initialised output conv: the identity
+
+
+def test_x2_upsampler_starts_as_the_box_downsampled_x4_output() -> None:
+    torch.manual_seed(0)
+    conv4 = torch.nn.Conv2d(46, 48, 3, padding=1)
+    w, b = shrink_upsampler(conv4.weight.data, conv4.bias.data, 4, 2)
+    conv2 = torch.nn.Conv2d(46, 12, 3, padding=1)
+    conv2.weight.data, conv2.bias.data = w, b
+    feat = torch.randn(1, 46, 8, 8)
+    x4 = F.pixel_shuffle(conv4(feat), 4)
+    x2 = F.pixel_shuffle(conv2(feat), 2)
+    torch.testing.assert_close(x2, F.avg_pool2d(x4, 2), atol=1e-5, rtol=1e-5)
+
+
+@needs_pretrained
+def test_x8_starts_as_pretrained_x4_then_bicubic_x2() -> None:
+    x8 = JDSRFast(8).eval()
+    init_from_general_sr(x8)
+    ref = RLFN(4).eval()
+    body, up = body_state(read_pretrained_rlfn())
+    load_strict(ref.body, body, "body")
+    load_strict(ref.upsampler, up, "upsampler")
+    lr = torch.rand(2, 3, 16, 16)
+    with torch.no_grad():
+        want = F.interpolate(ref(lr), scale_factor=2, mode="bicubic", align_corners=False)
+        got = x8(lr)["sr"]
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-4)
+
+
+def test_sr_only_ablation_has_no_denoiser() -> None:
+    net = SROnlyFast(4)
+    assert not any(k.startswith("denoiser") for k in net.state_dict())
+    assert net(torch.rand(1, 3, 32, 32))["sr"].shape == (1, 3, 128, 128)
+
+
+@pytest.mark.parametrize("scale", [2, 8])
+def test_onnx_matches_pytorch(tmp_path: Path, scale: int) -> None:
+    pytest.importorskip("onnxruntime")
+    from facesr.restoration.onnx import export_onnx, verify_onnx
+    from facesr.zoo import Restorer
+
+    restorer = Restorer(JDSRFast(scale).eval(), name="t", scale=scale, output_key="sr")
+    path = tmp_path / "fast.onnx"
+    export_onnx(restorer, path)
+    assert verify_onnx(restorer, path, batch=2) < 1e-4
+
+
+def test_zoo_roundtrip_keeps_every_key(tmp_path: Path) -> None:
+    from facesr.zoo import load_model, save_weights
+
+    net = JDSRFast(4)
+    path = tmp_path / "w.safetensors"
+    save_weights(net, path, arch="jdsr_fast", args={"size": "fast", "scale": 4}, scale=4, output_key="sr")
+    model = load_model(path)
+    assert model.scale == 4 and model.lr_size == 32
+    assert set(model.net.state_dict()) == set(net.state_dict())
+
+
+# -- warm start through the training loop ------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from train_helpers import make_prepared
+
+    return make_prepared(tmp_path_factory.mktemp("prep") / "tiny")
+
+
+def _fast_cfg(prepared: Path, out: Path, *more: str):
+    from facesr.train.config import load_train_config
+    from train_helpers import TINY, tiny_overrides
+
+    fast = [
+        "model.arch=jdsr_fast",
+        "model.size=fast",
+        "model.overrides={}",
+        "loss.sr_prior=0",
+        "run.steps=3",
+        "run.log_every=1",
+        "run.threads=1",
+        "recipe.adversarial=true",
+        "recipe.adv_start_step=0",
+        "data.degradation.enabled=true",
+    ]
+    return load_train_config(TINY, [*tiny_overrides(prepared, out), *fast, *more])
+
+
+def _totals(path: Path) -> dict[str, float]:
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as fh:
+        return json.loads((fh.metadata() or {})["facesr.totals"])
+
+
+@pytest.mark.slow
+def test_warm_start_continues_generator_and_critic_and_adds_up_totals(prepared: Path, tmp_path: Path) -> None:
+    from facesr.train.loop import load_checkpoint, train
+
+    first = train(_fast_cfg(prepared, tmp_path / "a"))
+    t1 = _totals(first / "weights.safetensors")
+    assert t1["steps"] == 3 and t1["runs"] == 1 and t1["faces_seen"] == 12
+    assert (first / "critic.safetensors").is_file()
+    second_cfg = _fast_cfg(
+        prepared,
+        tmp_path / "b",
+        f"model.init_from={first / 'weights.safetensors'}",
+        f"model.critic_init_from={first / 'critic.safetensors'}",
+        "run.stop_step=1",
+        "optim.lr=1e-12",
+        "optim.d_lr=1e-12",
+    )
+    second = train(second_cfg)
+    t2 = _totals(second / "weights.safetensors")
+    assert t2["steps"] == 4 and t2["runs"] == 2 and t2["faces_seen"] == 16
+    assert t2["cpu_hours"] >= t1["cpu_hours"]
+    # with a vanishing learning rate, the second run's generator and critic are the first run's weights
+    from facesr.zoo import load_model
+
+    g1 = load_model(first / "weights.safetensors").net.state_dict()
+    state = load_checkpoint(second / "ckpt" / "last.pt")
+    for k, v in state["nets"]["G"].items():
+        torch.testing.assert_close(v.float(), g1[k].float(), atol=2e-3, rtol=1e-2)
+    d1 = load_model_critic(first / "critic.safetensors")
+    for k, v in state["nets"]["D"].items():
+        torch.testing.assert_close(v.float(), d1[k].float(), atol=2e-3, rtol=1e-2)
+
+
+def load_model_critic(path: Path) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+
+    return load_file(str(path))
+
+
+def test_warm_start_refuses_another_architecture(prepared: Path, tmp_path: Path) -> None:
+    from facesr.errors import ConfigError
+    from facesr.train.loop import train
+    from facesr.zoo import save_weights
+
+    other = tmp_path / "other.safetensors"
+    save_weights(SROnlyFast(4), other, arch="jdsr_fast_sr_only", args={"scale": 4}, scale=4)
+    with pytest.raises(ConfigError, match="not 'jdsr_fast'"):
+        train(_fast_cfg(prepared, tmp_path / "c", f"model.init_from={other}"))
