@@ -351,6 +351,23 @@ INFOS: dict[str, MetricInfo] = {
         "psnr_y", "PSNR (Y, BasicSR)", "dB", True, "PSNR as above on the " + _Y_DEF + ", data range 1", "pair"
     ),
     "ssim_y": MetricInfo("ssim_y", "SSIM (Y, BasicSR)", "", True, _SSIM_DEF + " on the " + _Y_DEF, "pair"),
+    "psnr_mask_in": MetricInfo(
+        "psnr_mask_in",
+        "PSNR inside the mask (RGB)",
+        "dB",
+        True,
+        "PSNR as above over the pixels where the benchmark's synthetic mask covers > 50 % (the hidden "
+        "nose and mouth), per image, averaged over images with a non-empty region",
+        "pair",
+    ),
+    "psnr_mask_out": MetricInfo(
+        "psnr_mask_out",
+        "PSNR outside the mask (RGB)",
+        "dB",
+        True,
+        "PSNR as above over the pixels the benchmark's synthetic mask leaves visible",
+        "pair",
+    ),
     "identity": MetricInfo(
         "identity",
         "identity cosine",
