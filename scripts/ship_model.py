@@ -35,6 +35,8 @@ def _scores_table(result_files: list[Path]) -> tuple[str, dict[str, dict[str, fl
         res = json.loads(path.read_text(encoding="utf-8"))
         proto, met = res["protocol"], res["metrics"]
         key = proto["benchmark"] + ("" if proto.get("complete", True) else f" (first {proto['n_faces']})")
+        if proto.get("input", "").startswith("unmasked"):
+            key += " (unmasked input)"
         compact[key] = {k: round(float(met[k]), 4) for k in SCORE_KEYS if k in met}
         cells = [f"{met[k]:.2f}" if k.startswith("psnr") else f"{met[k]:.4f}" for k in SCORE_KEYS]
         lines.append(
@@ -52,6 +54,45 @@ def _scores_table(result_files: list[Path]) -> tuple[str, dict[str, dict[str, fl
     return "\n".join(lines), compact
 
 
+def _shipped_scores(name: str) -> dict[str, dict[str, float]]:
+    entries = json.loads(zoo.ZOO_FILE.read_text(encoding="utf-8"))["models"]
+    return next((e.get("scores", {}) for e in entries if e["name"] == name), {})
+
+
+def refuse_worse(name: str, src: Path, dst: Path, results: list[Path], replace_worse: bool) -> None:
+    """Refuse to replace a shipped model with a run that scores worse on the same frozen benchmark.
+
+    Why: training accumulates across sessions by warm-starting from the shipped weights; a run that went
+    wrong (a bad setting, a diverged critic) must not silently overwrite the model it started from. A run
+    replacing a shipped file must come with result files of *its own* weights (``facesr eval --model
+    RUN/weights.safetensors``), and on every benchmark the shipped model has a score for, the run's PSNR
+    must not be lower. ``--replace-worse`` overrides, for a deliberate trade (say why in ``--note``).
+    """
+    if not dst.exists() or zoo.sha256_file(dst) == zoo.sha256_file(src):
+        return
+    if not results:
+        raise SystemExit(
+            f"ship_model: {name} is already shipped; score the run first "
+            f"(facesr eval --model {src} --benchmark ...) and pass the result files with --results"
+        )
+    old = _shipped_scores(name)
+    for path in results:
+        res = json.loads(path.read_text(encoding="utf-8"))
+        if res.get("model", {}).get("weights_sha256") not in (None, zoo.sha256_file(src)):
+            raise SystemExit(f"ship_model: {path} scores another weights file, not {src}")
+        proto = res["protocol"]
+        key = proto["benchmark"] + ("" if proto.get("complete", True) else f" (first {proto['n_faces']})")
+        if proto.get("input", "").startswith("unmasked"):
+            key += " (unmasked input)"
+        before = old.get(key, {}).get("psnr")
+        after = float(res["metrics"]["psnr"])
+        if before is not None and after < before and not replace_worse:
+            raise SystemExit(
+                f"ship_model: refusing to replace {name}: {key} PSNR {after:.2f} dB < shipped {before:.2f} dB "
+                "(train longer, or pass --replace-worse with a --note that says why)"
+            )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("run_dir", type=Path, help="training run folder (weights.safetensors, card.md, ...)")
@@ -62,12 +103,18 @@ def main() -> None:
         "--note", default="", help="text for the card: how this run differs from the paper recipe"
     )
     ap.add_argument("--results", type=Path, nargs="*", default=[], help="facesr eval JSON files to quote")
+    ap.add_argument(
+        "--replace-worse",
+        action="store_true",
+        help="ship even if the run scores below the shipped model on a frozen benchmark (say why in --note)",
+    )
     args = ap.parse_args()
 
     src = args.run_dir / "weights.safetensors"
     if not src.is_file():
         raise SystemExit(f"ship_model: {src} not found (did the run export its weights?)")
     dst = zoo.WEIGHTS_DIR / f"{args.name}.safetensors"
+    refuse_worse(args.name, src, dst, args.results, args.replace_worse)
     if not dst.exists() or zoo.sha256_file(dst) != zoo.sha256_file(src):
         shutil.copyfile(src, dst)
     size_mib = dst.stat().st_size / 2**20
