@@ -12,6 +12,7 @@ import torch
 from facesr import zoo
 from facesr.cli import main
 from facesr.errors import ModelError
+from facesr.nets.registry import register_arch
 
 
 def test_version_and_help(capsys: pytest.CaptureFixture[str]) -> None:
@@ -56,7 +57,7 @@ def test_unknown_model_and_missing_file(tmp_path: Path) -> None:
 
 
 def test_save_and_load_roundtrip(tmp_path: Path) -> None:
-    @zoo.register_arch("_test_conv")
+    @register_arch("_test_conv")
     def _build(width: int = 4) -> torch.nn.Module:
         return torch.nn.Sequential(
             torch.nn.Upsample(scale_factor=4),

@@ -10,9 +10,10 @@ import pytest
 import torch
 
 from facesr.errors import ConfigError
-from facesr.train import cr as T
 from facesr.train.config import load_train_config
 from facesr.train.loop import Context, load_checkpoint, train
+from facesr.train.recipes import build_recipe
+from facesr.train.recipes import cr as T
 from facesr.zoo import load_model
 
 REPO = Path(__file__).resolve().parents[1]
@@ -95,12 +96,12 @@ def test_stage_b_step_gives_gs_no_gradient(stage_a: Path, tmp_path: Path) -> Non
 
     cfg = _cfg("cr_b", tmp_path / "unused", stage_a, "loss.cc_identity=1")
     ctx = Context(device=torch.device("cpu"))
-    recipe = T.build_recipe(cfg, ctx)
+    recipe = build_recipe(cfg, ctx)
     g_params = recipe.trainable()["G"]
     assert all(not p.requires_grad for p in recipe.gs.parameters())
     assert not any(p is q for p in g_params for q in recipe.gs.parameters())
     ups = {k: Updater(k, v, torch.optim.Adam(v, lr=1e-3), None, None) for k, v in recipe.trainable().items()}
-    batcher, _, _ = T.make_batcher(cfg, torch.device("cpu"), 0)
+    batcher, _, _ = T.cr_batcher(cfg, torch.device("cpu"), 0)
     logs = recipe.step(batcher.next_batch(), 0, ups)
     assert {"G/cc_adv", "G/content", "G/cr", "G/cc_identity", "D/total"} <= set(logs)
     assert all(p.grad is None for p in recipe.gs.parameters())
@@ -154,7 +155,9 @@ def test_cr_recipes_are_x4_only(tmp_path: Path) -> None:
 
 
 def test_alias_reports_errors_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert T.main([str(TINY), "recipe.name=cr_b", f"run.out_dir={tmp_path}"]) == 2
+    from facesr.cli import main
+
+    assert main(["train", str(TINY), "recipe.name=cr_b", f"run.out_dir={tmp_path}"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("facesr: error:") and "\n" not in err
 
@@ -169,7 +172,9 @@ def test_shipped_configs_validate(path: Path) -> None:
 
 
 def test_runs_summary_reads_the_run_files(stage_a: Path) -> None:
-    md = T.runs_markdown([stage_a])
+    from facesr.train.runs import runs_table
+
+    md = runs_table([stage_a])
     assert f"| `{stage_a}` | cr_a | 3 |" in md and "G/sr_pixel" in md
 
 

@@ -14,6 +14,7 @@ from torch import nn
 
 from facesr import zoo
 from facesr.errors import ModelError
+from facesr.nets.registry import register_arch
 
 
 class _Net(nn.Module):
@@ -29,7 +30,7 @@ class _Net(nn.Module):
         return {"sr": F.interpolate(y, size=(128, 128), mode="bilinear"), "aux": y}
 
 
-zoo.register_arch("_h17_net")(lambda width=4: _Net(width))
+register_arch("_h17_net")(lambda width=4: _Net(width))
 
 
 def _write(path: Path, *, width: int = 4, meta: dict[str, str] | None = None, state=None) -> Path:
@@ -159,13 +160,15 @@ def test_file_loaded_by_path_is_hash_checked(tmp_path: Path, monkeypatch: pytest
 
 
 def test_bundled_weights_hashes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in zoo.BUNDLED_SHA256:
-        zoo.verify_bundled(zoo.WEIGHTS_DIR / name)  # the shipped files pass
+    from facesr import checksums
+
+    for name in checksums.BUNDLED_SHA256:
+        checksums.verify_bundled(checksums.WEIGHTS_DIR / name)  # the shipped files pass
     fake = tmp_path / "mtcnn.safetensors"
-    fake.write_bytes((zoo.WEIGHTS_DIR / "mtcnn.safetensors").read_bytes()[:-1] + b"\0")
-    monkeypatch.setattr(zoo, "WEIGHTS_DIR", tmp_path)
+    fake.write_bytes((checksums.WEIGHTS_DIR / "mtcnn.safetensors").read_bytes()[:-1] + b"\0")
+    monkeypatch.setattr(checksums, "WEIGHTS_DIR", tmp_path)
     with pytest.raises(ModelError, match=r"mtcnn\.safetensors fails its sha256"):
-        zoo.verify_bundled(fake)
+        checksums.verify_bundled(fake)
 
 
 def test_bundled_detector_refuses_a_replaced_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -173,7 +176,9 @@ def test_bundled_detector_refuses_a_replaced_file(tmp_path: Path, monkeypatch: p
 
     fake = tmp_path / "mtcnn.safetensors"
     fake.write_bytes(mtcnn.WEIGHTS.read_bytes()[:-1] + b"\0")
-    monkeypatch.setattr(zoo, "WEIGHTS_DIR", tmp_path)
+    from facesr import checksums
+
+    monkeypatch.setattr(checksums, "WEIGHTS_DIR", tmp_path)
     with pytest.raises(ModelError, match="sha256"):
         mtcnn.MTCNN().load_weights(fake)
 

@@ -16,6 +16,7 @@ from torch import nn
 from facesr.cli import main
 from facesr.errors import ModelError
 from facesr.io import read_image, write_image
+from facesr.nets.registry import register_arch
 
 SAMPLES = Path(__file__).resolve().parents[1] / "src" / "facesr" / "samples"
 SAMPLE = SAMPLES / "rwmfd_0002_0078.jpg"
@@ -156,7 +157,7 @@ def tiny_zoo(tmp_path: Path, monkeypatch):
     import facesr.restoration.api as api
     from facesr import zoo
 
-    zoo.register_arch("test-tiny")(_Tiny)
+    register_arch("test-tiny")(_Tiny)
     entries = []
     for s in (4, 8):
         f = tmp_path / f"jdsr-lite-x{s}.safetensors"

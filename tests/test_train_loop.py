@@ -239,7 +239,7 @@ def test_baseline_recipes_run(prepared: Path, tmp_path: Path, recipe: str) -> No
 
 
 def test_two_stage_parts_combine_into_a_restorer(prepared: Path, tmp_path: Path) -> None:
-    from facesr.train.jdsr import combine_two_stage
+    from facesr.train.recipes.jdsr import combine_two_stage
     from facesr.zoo import load_model
 
     den = train(
@@ -321,8 +321,8 @@ def test_two_process_gloo_matches_one_process(prepared: Path, tmp_path: Path) ->
 
 def _init(prepared: Path, tmp_path: Path) -> dict[str, torch.Tensor]:
     """The generator's initial weights under the same seed (what training starts from)."""
-    from facesr.train.jdsr import build_recipe
     from facesr.train.loop import Context
+    from facesr.train.recipes import build_recipe
 
     cfg = _cfg(prepared, tmp_path / "init")
     torch.manual_seed(cfg.run.seed)
@@ -332,11 +332,11 @@ def _init(prepared: Path, tmp_path: Path) -> dict[str, torch.Tensor]:
 
 def test_mask_prob_reaches_the_batcher(prepared: Path, tmp_path: Path) -> None:
     """data.mask_prob=0 trains plain SR (masked LR == clean LR); the default masks every face."""
-    from facesr.train.loop import _masked_face_batcher
+    from facesr.train.recipes.jdsr import masked_face_batcher
 
     for prob, masked in ((0.0, False), (1.0, True)):
         cfg = _cfg(prepared, tmp_path / f"p{prob}", f"data.mask_prob={prob}")
-        batcher, _, _ = _masked_face_batcher(cfg, torch.device("cpu"), 0)
+        batcher, _, _ = masked_face_batcher(cfg, torch.device("cpu"), 0)
         batch = batcher.next_batch()
         differs = (batch["lr_masked"] - batch["lr_clean"]).abs().amax(dim=(1, 2, 3)) > 0
         assert bool(differs.all()) is masked and bool(differs.any()) is masked

@@ -9,11 +9,12 @@ import numpy as np
 import pytest
 import torch
 
+from facesr.cli import main
 from facesr.data.datasets import MaskedFaceBatcher
 from facesr.errors import ConfigError
 from facesr.train.config import load_train_config
 from facesr.train.loop import iter_log, train
-from facesr.train.validate import carve_validation, holdout_positions, main, time_to_quality
+from facesr.train.validate import carve_validation, holdout_positions, time_to_quality
 from train_helpers import TINY, make_prepared, tiny_overrides
 
 
@@ -92,9 +93,9 @@ def test_ttq_cli_with_reference_file(tmp_path: Path, capsys: pytest.CaptureFixtu
     log.write_text("".join((x if isinstance(x, str) else json.dumps(x)) + "\n" for x in lines))
     ref = tmp_path / "two_stage.json"
     ref.write_text(json.dumps({"val/psnr": 24.0}))
-    assert main([str(log), "--reference", str(ref)]) == 0
+    assert main(["time-to-quality", str(log), "--reference", str(ref)]) == 0
     out = capsys.readouterr().out
     assert "at step 10 after 2.0 min" in out
-    assert main([str(log), "--target", "30"]) == 0
+    assert main(["time-to-quality", str(log), "--target", "30"]) == 0
     assert "never reached" in capsys.readouterr().out
-    assert main([str(tmp_path / "missing.jsonl"), "--target", "1"]) == 2
+    assert main(["time-to-quality", str(tmp_path / "missing.jsonl"), "--target", "1"]) == 2

@@ -17,16 +17,14 @@ the file's exactly, NaN/inf weights are refused, and a forward pass on the meta 
 a 3-channel image (which also checks ``facesr.output_key``). Every file that is loaded is
 hash-checked where a hash is known: zoo entries (also when named by path), a ``<file>.sha256``
 sidecar next to any weights file, and the bundled detector/identity weights
-(:func:`verify_bundled`).
+(:func:`facesr.checksums.verify_bundled`).
 """
 
 from __future__ import annotations
 
-import hashlib
 import importlib
 import json
 import os
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,11 +32,13 @@ from typing import Any
 import torch
 from torch import nn
 
+from facesr.checksums import sha256_file
 from facesr.errors import ModelError
+from facesr.geometry import HR_SIZE
+from facesr.nets.registry import arch_names, get_builder
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 ZOO_FILE = WEIGHTS_DIR / "zoo.json"
-HR_SIZE = 128
 #: Up-scaling factors a weights file may declare (``facesr.scale``): the 128 px output frame
 #: divided by the model's input frame.
 SCALES = (2, 4, 8)
@@ -48,13 +48,9 @@ MAX_ARGS_BYTES = 64 * 1024
 MAX_ARGS_DEPTH = 6
 MAX_ARG_NUMBER = 65_536
 MAX_ARG_ITEMS = 256
-#: sha256 of the bundled non-zoo weights, checked every time they are loaded.
-BUNDLED_SHA256 = {
-    "mtcnn.safetensors": "9d15fcb0ea2a94e87b4875ca1790e3d43f20057c9aa1b4cebebe69d2c8ffb1a6",
-    "face_id.safetensors": "e1bcc11eaaf3cd6f43de930aa605a9c724a7d5283bdfd01f10b45e93454f39f9",
-}
 
-#: Modules imported (lazily, on first load) so that their ``@register_arch`` builders exist.
+#: The network modules, imported on the first build so that their ``@register_arch`` builders
+#: (:mod:`facesr.nets.registry`) exist; the networks themselves import nothing of the zoo.
 ARCH_MODULES = (
     "facesr.nets.jdsr",
     "facesr.nets.fast",
@@ -62,18 +58,6 @@ ARCH_MODULES = (
     "facesr.nets.baselines",
     "facesr.nets.peers",
 )
-
-_ARCHS: dict[str, Callable[..., nn.Module]] = {}
-
-
-def register_arch(name: str) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
-    """Decorator: register ``builder(**args) -> nn.Module`` under ``name``."""
-
-    def deco(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
-        _ARCHS[name] = fn
-        return fn
-
-    return deco
 
 
 def _import_archs() -> None:
@@ -87,11 +71,12 @@ def _import_archs() -> None:
 
 def build_arch(name: str, args: dict[str, Any]) -> nn.Module:
     """Build a registered architecture from its arguments."""
-    if name not in _ARCHS:
+    if get_builder(name) is None:
         _import_archs()
-    if name not in _ARCHS:
-        raise ModelError(f"unknown architecture {name!r}; known: {', '.join(sorted(_ARCHS)) or 'none'}")
-    return _ARCHS[name](**args)
+    builder = get_builder(name)
+    if builder is None:
+        raise ModelError(f"unknown architecture {name!r}; known: {', '.join(arch_names()) or 'none'}")
+    return builder(**args)
 
 
 class Restorer(nn.Module):
@@ -180,30 +165,6 @@ def list_models() -> list[ZooEntry]:
         for s in (4, 8)
     ]
     return builtin + list(_read_zoo().values())
-
-
-def sha256_file(path: str | os.PathLike[str]) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def verify_bundled(path: str | os.PathLike[str]) -> None:
-    """Check a bundled weights file (MTCNN, identity net) against :data:`BUNDLED_SHA256`.
-
-    Files outside the package's weights folder or without a recorded hash are not checked here
-    (a converter script writing a fresh file, a test's own file).
-    """
-    path = Path(path)
-    want = BUNDLED_SHA256.get(path.name)
-    if want is None or path.resolve().parent != WEIGHTS_DIR.resolve() or not path.is_file():
-        return
-    if sha256_file(path) != want:
-        raise ModelError(
-            f"{path.name} fails its sha256 check (corrupt or replaced file); reinstall facesr to restore it"
-        )
 
 
 def _known_sha256(path: Path) -> tuple[str, str] | None:

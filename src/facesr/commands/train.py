@@ -1,4 +1,6 @@
-"""`facesr train` (and `facesr combine-two-stage`). Heavy imports stay inside command bodies."""
+"""`facesr train`, `facesr combine-two-stage`, `facesr runs`, `facesr time-to-quality`.
+
+Heavy imports stay inside command bodies."""
 
 from __future__ import annotations
 
@@ -73,12 +75,39 @@ def train_cmd(args: tuple[str, ...], resume: str | None, print_config: bool) -> 
 )
 def combine_cmd(denoiser: str, sr: str, output: str) -> None:
     """Chain a two_stage_denoiser run's denoiser.safetensors and a two_stage_sr run's weights."""
-    from facesr.train.jdsr import combine_two_stage
+    from facesr.train.recipes.jdsr import combine_two_stage
 
     click.echo(f"wrote {combine_two_stage(denoiser, sr, output)}")
 
 
+@click.command("runs")
+@click.argument("run_dirs", nargs=-1, required=True, type=click.Path(file_okay=False))
+def runs_cmd(run_dirs: tuple[str, ...]) -> None:
+    """Markdown table of finished runs: recipe, steps, wall time, last logged losses."""
+    from facesr.train.runs import runs_table
+
+    click.echo(runs_table(list(run_dirs)), nl=False)
+
+
+@click.command("time-to-quality")
+@click.argument("logs", nargs=-1, required=True)
+@click.option("--target", type=float, default=None, help="Target value (e.g. the two-stage PSNR).")
+@click.option(
+    "--reference", default=None, help="JSON with the metric, or a run whose last val record is the target."
+)
+@click.option("--metric", type=click.Choice(["val/psnr", "val/ssim"]), default="val/psnr", show_default=True)
+def ttq_cmd(logs: tuple[str, ...], target: float | None, reference: str | None, metric: str) -> None:
+    """Training time until each run's validation metric reached a target (run folders or log.jsonl)."""
+    from facesr.errors import ConfigError
+    from facesr.train.validate import time_to_quality_report
+
+    if (target is None) == (reference is None):
+        raise ConfigError("give exactly one of --target or --reference")
+    for line in time_to_quality_report(list(logs), target=target, reference=reference, metric=metric):
+        click.echo(line)
+
+
 def register(group: click.Group) -> None:
     """Add this area's commands to the root group."""
-    group.add_command(train_cmd)
-    group.add_command(combine_cmd)
+    for command in (train_cmd, combine_cmd, runs_cmd, ttq_cmd):
+        group.add_command(command)

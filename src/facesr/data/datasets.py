@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -81,6 +82,21 @@ class MaskedFaceBatcher:
         self._order = torch.empty(0, dtype=torch.long)
         self._pos = 0
         self.epoch = 0
+
+    def state_dict(self) -> dict[str, Any]:
+        """Where the batcher is in its epoch, and its generator: what a resumed run needs to draw the same
+        batches (the training loop checkpoints it without knowing the batcher's fields)."""
+        return {
+            "generator": self.generator.get_state(),
+            "order": self._order.clone(),
+            "pos": int(self._pos),
+            "epoch": int(self.epoch),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Inverse of :meth:`state_dict`."""
+        self.generator.set_state(state["generator"])
+        self._order, self._pos, self.epoch = state["order"].clone(), int(state["pos"]), int(state["epoch"])
 
     def __len__(self) -> int:
         return len(self.rows)

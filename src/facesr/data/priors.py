@@ -32,6 +32,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from facesr.geometry import HR_SIZE
+
 PARSING_CLASSES = (
     "background",
     "skin",
@@ -45,7 +47,7 @@ PARSING_CLASSES = (
     "mouth_interior",
     "hair_or_other",
 )
-HR = 128
+HR = HR_SIZE  # the 128x128 template frame (facesr.geometry)
 
 
 def _to_frame(landmarks: torch.Tensor, size: int) -> torch.Tensor:

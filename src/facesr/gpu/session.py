@@ -403,8 +403,8 @@ def export_ema(run: Path, dest: Path) -> Path | None:
     import torch
 
     from facesr.train.config import config_from_dict
-    from facesr.train.jdsr import build_recipe
     from facesr.train.loop import Context, load_checkpoint
+    from facesr.train.recipes import build_recipe
 
     ckpt = run / "ckpt" / "last.pt"
     if not ckpt.is_file():
@@ -442,7 +442,7 @@ def model_name(run: str) -> str:
 
 def evaluate_all(s: Session, names: list[str]) -> list[dict[str, Any]]:
     """Combine two-stage parts; score each model on its benchmark, masked and clean input."""
-    from facesr.train.jdsr import combine_two_stage
+    from facesr.train.recipes.jdsr import combine_two_stage
 
     models = s.results / "models"
     models.mkdir(parents=True, exist_ok=True)

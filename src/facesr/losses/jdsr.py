@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from facesr.config import Strict
-from facesr.losses.adversarial import critic_loss, generator_loss, gradient_penalty
+from facesr.losses.adversarial import generator_loss
 from facesr.losses.identity import identity_loss
 from facesr.losses.noise import asymmetric_loss, noise_target, tv_l2
 from facesr.losses.perceptual import (
@@ -164,17 +164,3 @@ class JDSRLoss(nn.Module):
             add("adversarial", w.adversarial, lambda: generator_loss(critic(sr)))
         total = torch.stack(weighted).sum() if weighted else sr.new_zeros(())
         return total, terms
-
-    def critic_objective(
-        self,
-        critic: nn.Module,
-        real: torch.Tensor,
-        fake: torch.Tensor,
-        generator: torch.Generator | None = None,
-    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """WGAN-GP critic loss E[D(fake)] - E[D(real)] + gp_lambda * GP; ``fake`` is detached."""
-        fake = fake.detach()
-        wdist = critic_loss(critic(real), critic(fake))
-        gp = gradient_penalty(critic, real, fake, generator=generator)
-        total = wdist + self.w.gp_lambda * gp
-        return total, {"critic_wgan": wdist.detach(), "critic_gp": gp.detach()}

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from facesr.nets.jdsr import HR_SIZE, JDSRGenerator, SRModule, resolve_size
-from facesr.zoo import register_arch
+from facesr.nets.registry import register_arch
 
 
 class SROnly(nn.Module):

@@ -6,7 +6,7 @@ artificial-LR-like LR faces of the same size, and a separate SR network trained 
 pairs super-resolves them. Inference is ``G_S(G_C(x))``. Sizes follow the Bulat et al. protocol
 the paper compares with: 16x16 LR -> 64x64 HR (x4).
 
-Registered architectures (:func:`facesr.zoo.register_arch`):
+Registered architectures (:func:`facesr.nets.registry.register_arch`):
 
 * ``"cr"``: inference model ``G_S(G_C(x))``.
 * ``"cr_sr_only"``: ``G_S`` alone (the SR-only baseline: artificial-LR training, genuine input).
@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
-from facesr.zoo import register_arch
+from facesr.nets.registry import register_arch
 
 LR_SIZE = 16
 HR_SIZE = 64

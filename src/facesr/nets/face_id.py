@@ -133,7 +133,7 @@ class FaceRecognitionNet(nn.Module):
                 f"identity-network weights {path} are missing; regenerate them with "
                 "scripts/convert_face_api.py (see its docstring) or reinstall facesr"
             )
-        from facesr.zoo import verify_bundled
+        from facesr.checksums import verify_bundled
 
         verify_bundled(path)  # the shipped file's sha256 (issue 17: every loaded weights file is checked)
         raw = load_file(str(path))

@@ -28,6 +28,7 @@ from torch import nn
 
 from facesr.errors import ModelError
 from facesr.nets.jdsr import HR_SIZE, Denoiser, JDSRSize, resolve_size
+from facesr.nets.registry import register_arch
 from facesr.nets.rlfn import (
     PIXEL_RANGE,
     RLFNBody,
@@ -37,7 +38,6 @@ from facesr.nets.rlfn import (
     read_pretrained_rlfn,
     shrink_upsampler,
 )
-from facesr.zoo import register_arch
 
 #: denoiser widths of ``jdsr_fast`` (PROPOSAL): the lite CNN_E / CNN_D at half the U-Net depth budget
 FAST_DENOISER = JDSRSize(

@@ -27,10 +27,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from facesr.geometry import HR_SIZE
 from facesr.nets.blocks import CAB, Hourglass, conv3x3, rcab_stack
-from facesr.zoo import register_arch
+from facesr.nets.registry import register_arch
 
-HR_SIZE = 128
 PRIOR_SIZE = 64
 N_HEATMAPS = 68
 N_PARSING = 11

@@ -32,7 +32,7 @@ import torch
 from torch import nn
 
 from facesr.errors import ModelError
-from facesr.zoo import register_arch
+from facesr.nets.registry import register_arch
 
 #: The residual scaling constant of UpscalerJS's ``MultiplyBeta`` layer (ESRGAN's beta).
 BETA = 0.2

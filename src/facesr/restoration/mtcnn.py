@@ -263,7 +263,7 @@ class MTCNN(nn.Module):
                 f"MTCNN weights {path} are missing; reinstall facesr or run "
                 "`python scripts/convert_mtcnn.py facenet_pytorch-2.6.0-py3-none-any.whl`"
             )
-        from facesr.zoo import verify_bundled
+        from facesr.checksums import verify_bundled
 
         verify_bundled(path)  # the shipped file's sha256 (issue 17: every loaded weights file is checked)
         self.load_state_dict(load_file(str(path)))

@@ -140,8 +140,8 @@ def measure_train_lever(
     """Build the run's pieces with ``lever``'s overrides and time ``steps`` full training steps."""
     from facesr.data.datasets import MaskedFaceBatcher
     from facesr.train.config import load_train_config
-    from facesr.train.jdsr import build_recipe
     from facesr.train.loop import EMA, Context, Meter, Updater, make_optimizer, resolve_precision
+    from facesr.train.recipes import build_recipe
 
     overrides = [*lever_overrides(lever), f"data.batch_size={batch}", *(extra_overrides or [])]
     cfg = load_train_config(config, overrides)

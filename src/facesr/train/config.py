@@ -18,14 +18,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
-from facesr.config import Strict, apply_overrides, build, read_yaml
-from facesr.errors import ConfigError
-
-RecipeName = Literal["jdsr", "sr_only", "two_stage_denoiser", "two_stage_sr", "cr_a", "cr_b", "cr_c", "cycle"]
-#: Characteristic Regularisation stages and its cycle-style baseline (facesr.train.cr, docs/cr.md)
-CR_RECIPES = frozenset({"cr_a", "cr_b", "cr_c", "cycle"})
+from facesr.config import Strict, build, load
 
 
 class RunSection(Strict):
@@ -143,7 +138,7 @@ class ScheduleSection(Strict):
 class RecipeSection(Strict):
     """What is trained on what: the joint JDSR model or one of its baselines (docs/training.md)."""
 
-    name: RecipeName = "jdsr"
+    name: str = "jdsr"  # a registered recipe (facesr.train.recipes), checked with the recipe's own sections
     warmup_steps: int = Field(0, ge=0)  # jdsr: denoiser-only steps before joint training (PROPOSAL)
     adversarial: bool = True  # WGAN-GP critic on the SR output (weights: loss.adversarial, loss.gp_lambda)
     adv_start_step: int | None = Field(None, ge=0)  # None: switch the critic on when warm-up ends
@@ -166,24 +161,22 @@ class TrainConfig(Strict):
     optim: OptimSection = Field(default_factory=OptimSection)
     schedule: ScheduleSection = Field(default_factory=ScheduleSection)
     recipe: RecipeSection = Field(default_factory=RecipeSection)
-    loss: dict[str, Any] = Field(default_factory=dict)  # validated by facesr.losses.jdsr.JDSRLossWeights
-    # CR recipes only: nets, genuine-LR data, previous stage (validated by facesr.train.cr.CRSection);
-    # their ``loss`` section is validated by facesr.train.cr.CRLossWeights instead
+    loss: dict[str, Any] = Field(
+        default_factory=dict
+    )  # validated by the recipe's loss_weights (JDSRLossWeights)
+    # CR recipes only: nets, genuine-LR data, previous stage (validated by facesr.train.recipes.cr.CRSection);
+    # their ``loss`` section is validated by facesr.train.recipes.cr.CRLossWeights instead
     cr: dict[str, Any] = Field(default_factory=dict)
     ema: EmaSection = Field(default_factory=EmaSection)
 
     @model_validator(mode="after")
     def _consistent(self) -> TrainConfig:
-        if self.recipe.warmup_steps and self.recipe.name != "jdsr":
-            raise ValueError("recipe.warmup_steps is only used by recipe jdsr")
         plain_adam = self.optim.impl in ("foreach", "plain")
         if self.run.sync == "log" and (plain_adam or self.run.precision == "fp16"):
             # the on-device skip of a non-finite update is the fused Adam kernel's found_inf input
             raise ValueError("run.sync=log runs fused Adam (optim.impl auto or fused), not with fp16")
         if self.run.val_every and not self.data.val_faces:
             raise ValueError("run.val_every needs data.val_faces > 0 (the held-out faces it scores)")
-        if self.cr and self.recipe.name not in CR_RECIPES:
-            raise ValueError(f"the cr section is only used by recipes {sorted(CR_RECIPES)}")
         return self
 
     @property
@@ -199,55 +192,16 @@ class TrainConfig(Strict):
         return Path(self.run.out_dir) if self.run.out_dir else workspace() / "runs" / self.run.name
 
 
-def _loss_weights_class(recipe: str = "jdsr") -> type[Strict]:
-    if recipe in CR_RECIPES:
-        from facesr.train.cr import CRLossWeights
-
-        return CRLossWeights
-    try:
-        from facesr.losses.jdsr import JDSRLossWeights
-    except ModuleNotFoundError as exc:  # pragma: no cover - only before the losses module exists
-        raise ConfigError(f"cannot validate the loss section: {exc}") from None
-    return JDSRLossWeights
-
-
-def validate_loss(cfg: TrainConfig, source: str) -> TrainConfig:
-    """Check ``cfg.loss`` against JDSRLossWeights (CRLossWeights for CR recipes) and fill in its defaults
-    (one-line errors); CR recipes also get their ``cr`` section checked the same way."""
-    if cfg.recipe.name in CR_RECIPES:
-        from facesr.train.cr import CRSection
-
-        cfg.cr = _validated(CRSection, cfg.cr, "cr", source)
-    weights_cls = _loss_weights_class(cfg.recipe.name)
-    try:
-        weights = weights_cls.model_validate(cfg.loss)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        loc = ".".join(["loss", *(str(p) for p in err["loc"])])
-        what = "unknown key (misspelt?)" if err["type"] == "extra_forbidden" else err["msg"]
-        raise ConfigError(f"{source}: {loc}: {what}") from None
-    cfg.loss = weights.model_dump(mode="json")
-    return cfg
-
-
-def _validated(cls: type[Strict], data: dict[str, Any], section: str, source: str) -> dict[str, Any]:
-    """``data`` validated by ``cls`` with defaults filled in, or a one-line ConfigError naming the key."""
-    try:
-        return cls.model_validate(data).model_dump(mode="json")
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        loc = ".".join([section, *(str(p) for p in err["loc"])])
-        what = "unknown key (misspelt?)" if err["type"] == "extra_forbidden" else err["msg"]
-        raise ConfigError(f"{source}: {loc}: {what}") from None
-
-
 def config_from_dict(data: dict[str, Any], source: str = "config") -> TrainConfig:
     """Validate a plain mapping (e.g. the YAML embedded in a checkpoint) as a TrainConfig."""
-    return validate_loss(build(TrainConfig, data, source), source)
+    from facesr.train.recipes import validate_recipe_config
+
+    return validate_recipe_config(build(TrainConfig, data, source), source)
 
 
 def load_train_config(path: str | os.PathLike[str] | None, overrides: Sequence[str] = ()) -> TrainConfig:
     """Read a YAML config (or the defaults), apply ``key.sub=value`` overrides, validate everything."""
-    data = read_yaml(path) if path is not None else {}
-    data = apply_overrides(data, overrides)
-    return config_from_dict(data, str(path) if path is not None else "config")
+    from facesr.train.recipes import validate_recipe_config
+
+    source = str(path) if path is not None else "config"
+    return validate_recipe_config(load(TrainConfig, path, overrides), source)

@@ -8,12 +8,11 @@ What happens, in order (each step is a short paragraph in :func:`train`):
 2. **Seeds.** One seed for every rank, so that every rank builds the same initial weights and draws
    the same *global* batch; each rank then keeps its own slice of it (:meth:`Context.local`). This
    makes an N-process run compute the same updates as a 1-process run with the same global batch.
-3. **Data.** :class:`facesr.data.datasets.MaskedFaceBatcher` keeps the prepared uint8 faces on the
-   training device and synthesises masks and LR images inside the step. A recipe module may bring its
-   own batcher instead (``make_batcher``: the CR stages, :mod:`facesr.train.cr`, sample artificial
-   pairs and genuine LR faces).
-4. **Recipe, optimisers, schedules, EMA.** The recipe (:mod:`facesr.train.jdsr`, or
-   :mod:`facesr.train.cr` for ``recipe.name`` in ``cr_a|cr_b|cr_c|cycle``) says which networks
+3. **Data.** The recipe's batcher (``make_batcher`` of the recipe class, looked up by ``recipe.name`` in
+   the registry :mod:`facesr.train.recipes`) keeps the faces on the data device and synthesises the
+   inputs inside the step; the loop only calls ``next_batch()`` and checkpoints its ``state_dict()``.
+4. **Recipe, optimisers, schedules, EMA.** The recipe (registered by its module under
+   :mod:`facesr.train.recipes`; this loop names none) says which networks
    train on what with which losses; this loop owns the mechanics: Adam, lr halving at milestones,
    backward, gradient clipping, the NaN/inf guard (:class:`Updater`) and the EMA of the generator.
 5. **Resume.** A checkpoint holds every piece of state (weights, optimisers, schedules, scaler, EMA,
@@ -34,13 +33,12 @@ import copy
 import json
 import math
 import os
-import platform
 import random
 import subprocess
 import time
 import warnings
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -54,6 +52,7 @@ from facesr.config import dump
 from facesr.errors import ConfigError, DataError
 from facesr.io import atomic_path, atomic_write_text, remove_stale_temps, write_image
 from facesr.train.config import TrainConfig, config_from_dict
+from facesr.train.runlog import hardware, iter_log
 
 CKPT_NAME = "last.pt"
 
@@ -279,7 +278,7 @@ def rng_state(batcher: Any, ctx: Context) -> dict[str, Any]:
         "numpy": (np_state[0], torch.from_numpy(np_state[1].copy()), *np_state[2:]),
         "torch": torch.get_rng_state(),
         "recipe": ctx.generator.get_state(),
-        "batcher": batcher_state(batcher),
+        "batcher": batcher.state_dict(),
     }
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
@@ -293,30 +292,9 @@ def set_rng_state(state: dict[str, Any], batcher: Any, ctx: Context) -> None:
     np.random.set_state((name, keys.numpy(), *rest))
     torch.set_rng_state(state["torch"])
     ctx.generator.set_state(state["recipe"])
-    set_batcher_state(batcher, state["batcher"])
+    batcher.load_state_dict(state["batcher"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def batcher_state(batcher: Any) -> dict[str, Any]:
-    """Where the batcher is in its epoch and its generator (its own ``state_dict`` when it has one)."""
-    if hasattr(batcher, "state_dict"):
-        return batcher.state_dict()
-    return {
-        "generator": batcher.generator.get_state(),
-        "order": batcher._order.clone(),
-        "pos": int(batcher._pos),
-        "epoch": int(batcher.epoch),
-    }
-
-
-def set_batcher_state(batcher: Any, state: dict[str, Any]) -> None:
-    """Inverse of :func:`batcher_state`."""
-    if hasattr(batcher, "load_state_dict"):
-        batcher.load_state_dict(state)
-        return
-    batcher.generator.set_state(state["generator"])
-    batcher._order, batcher._pos, batcher.epoch = state["order"].clone(), state["pos"], state["epoch"]
 
 
 def _tuplify(x: Any) -> Any:
@@ -497,7 +475,7 @@ def _totals(
     CPU-hours are wall-clock hours times the torch threads of this process (the cores it kept busy); GPU
     hours are wall-clock hours on a CUDA device.
     """
-    from facesr.train.jdsr import prior_totals
+    from facesr.train.warmstart import prior_totals
 
     prior = prior_totals(cfg)
     hours = wall_s / 3600.0
@@ -512,44 +490,6 @@ def _totals(
     }
 
 
-def _degradation(cfg: TrainConfig) -> Any:
-    """The real-world LR degradation of ``data.degradation`` (None when it is off)."""
-    sec = cfg.data.degradation
-    if not sec.enabled:
-        return None
-    from facesr.data.realistic import DegradationSettings, RealDegradation
-
-    return RealDegradation(DegradationSettings(**sec.model_dump(exclude={"enabled"})))
-
-
-def _masked_face_batcher(cfg: TrainConfig, data_device: torch.device, seed: int) -> tuple[Any, Any, str]:
-    """The JDSR recipes' data: MaskedFaceBatcher, a fixed preview batch and a one-line description."""
-    from facesr.data.datasets import MaskedFaceBatcher
-    from facesr.data.prepared import PreparedSet
-
-    prepared_path = Path(cfg.data.prepared)
-    if not prepared_path.is_dir():
-        from facesr.paths import prepared_dir
-
-        prepared_path = prepared_dir(cfg.data.prepared)
-    prepared = PreparedSet.load(prepared_path)
-    batcher = MaskedFaceBatcher(
-        prepared,
-        cfg.data.split,
-        cfg.data.scale,
-        data_device,
-        cfg.data.batch_size,
-        seed,
-        data=cfg.data.root,
-        p_mask=cfg.data.mask_prob,
-        degradation=_degradation(cfg),
-    )
-    g_state = batcher.generator.get_state()  # a fixed preview batch that leaves the batch stream as it was
-    preview = batcher.make_batch(torch.arange(min(4, len(batcher))))
-    batcher.generator.set_state(g_state)
-    return batcher, preview, f"prepared set `{prepared_path}` ({len(batcher)} faces in the split)"
-
-
 # ----------------------------------------------------------------------------------------------
 # The loop
 # ----------------------------------------------------------------------------------------------
@@ -557,14 +497,7 @@ def _masked_face_batcher(cfg: TrainConfig, data_device: torch.device, seed: int)
 
 def train(cfg: TrainConfig, *, resume: bool = False) -> Path:
     """Train according to ``cfg`` (continuing the run in ``cfg.run.out_dir`` if ``resume``)."""
-    from facesr.train.config import CR_RECIPES
-
-    if cfg.recipe.name in CR_RECIPES:  # CR stages / cycle baseline: own recipes and their own batcher
-        from facesr.train.cr import build_recipe, make_batcher
-    else:
-        from facesr.train.jdsr import build_recipe
-
-        make_batcher = None
+    from facesr.train.recipes import build_recipe, make_batcher
 
     # 1. Processes, device and precision.
     rank, world, device = init_distributed(cfg.run.device)
@@ -598,12 +531,9 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> Path:
     )
 
     # 3. Data: the prepared faces live on the data device; degradation happens in next_batch().
-    #    (A recipe module with ``make_batcher`` brings its own batcher, preview batch and description.)
+    #    The recipe brings its own batcher, preview batch and description.
     data_device = device if cfg.data.device == "auto" else torch.device(cfg.data.device)
-    if make_batcher is not None:
-        batcher, preview, data_desc = make_batcher(cfg, data_device, seed)
-    else:
-        batcher, preview, data_desc = _masked_face_batcher(cfg, data_device, seed)
+    batcher, preview, data_desc = make_batcher(cfg, data_device, seed)
     val_batch = None
     if cfg.data.val_faces:  # held out of the training batches for run.val_every (facesr.train.validate)
         from facesr.train.validate import carve_validation
@@ -804,16 +734,6 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> Path:
             sort_keys=True,
         )
         recipe.export(ema.module, run_dir, meta)
-        if recipe.critic is not None:  # so that a later run can warm-start the critic too
-            from facesr.zoo import save_weights
-
-            save_weights(
-                recipe.critic,
-                run_dir / "critic.safetensors",
-                arch="wgan_critic",
-                args={},
-                scale=cfg.data.scale,
-            )
         write_loss_curve(log_path, run_dir / "loss_curve.png")
         write_card(
             run_dir,
@@ -834,22 +754,6 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> Path:
         dist.barrier()
         dist.destroy_process_group()
     return run_dir
-
-
-def iter_log(path: Path) -> Iterator[dict[str, Any]]:
-    """The records of a run's log.jsonl (skipping a line cut by a kill)."""
-    if not path.is_file():
-        return
-    for line in path.read_text(encoding="utf-8").splitlines():
-        with contextlib.suppress(json.JSONDecodeError):
-            yield json.loads(line)
-
-
-def hardware() -> str:
-    """A short description of the machine (for cards and logs)."""
-    if torch.cuda.is_available():
-        return torch.cuda.get_device_name(0)
-    return f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
 
 
 __all__ = ["EMA", "Context", "Updater", "config_for_resume", "hardware", "iter_log", "train"]

@@ -18,33 +18,6 @@ from facesr.config import dump
 from facesr.io import atomic_path, atomic_write_text
 from facesr.train.config import TrainConfig
 
-#: Differences from the JDSR-GAN paper that hold for every run of this trainer (papers.md 1.4-1.6).
-DIFFERENCES = (
-    "Data: UTKFace (aligned to the facesr 5-point template at 128x128), not CelebA; split by content hash.",
-    "Masks: MaskTheFace-style templates warped onto 68 dlib landmarks (the paper's templates are unknown).",
-    "Identity and perceptual/style features: dlib face-recognition ResNet (face-api.js port), not VGG/ArcFace.",
-    "Parsing-map prior: landmark polygons (no face-parsing network is available offline).",
-    "Optimiser, lr schedule, batch size, loss weights, warm-up: PROPOSAL values (unstated in the paper).",
-)
-
-#: The same for the Characteristic Regularisation stages and the cycle baseline (papers.md section 2).
-CR_DIFFERENCES = (
-    "The CR paper's method section could not be read: networks, losses, weights and the staging are our "
-    "interpretation of its abstract (papers.md 2.2-2.4, PROPOSAL); docs/cr.md lists each choice.",
-    "Artificial LR: UTKFace HR at 64x64, bicubic x4 down to 16x16; genuine LR: faces found by MTCNN in the "
-    "RWMFD / web photos (facesr genuine), not the paper's data sets.",
-    "Identity features: dlib face-recognition ResNet (face-api.js port), not the paper's network.",
-)
-
-
-def _benchmark_hint(cfg: TrainConfig, weights: Path) -> str:
-    """Which ``facesr eval`` scores this kind of run."""
-    from facesr.train.config import CR_RECIPES
-
-    if cfg.recipe.name in CR_RECIPES:
-        return f"`facesr eval --model {weights} --benchmark genuine-lr` (and `--benchmark utk-art-x4`)"
-    return f"`facesr eval --model {weights} --benchmark utk-mask-x{cfg.data.scale}`"
-
 
 def write_loss_curve(log_path: Path, out: Path) -> None:
     """Plot every logged loss against the step (log scale) to a PNG (matplotlib, Agg backend)."""
@@ -53,7 +26,7 @@ def write_loss_curve(log_path: Path, out: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from facesr.train.loop import iter_log
+    from facesr.train.runlog import iter_log
 
     records = [r for r in iter_log(log_path) if "event" not in r]
     series: dict[str, tuple[list[int], list[float]]] = {}
@@ -98,8 +71,10 @@ def write_card(
     data_desc: str = "",
 ) -> None:
     """Write ``card.md``: everything the training run itself knows, with the config verbatim."""
-    from facesr.train.config import CR_RECIPES
-    from facesr.train.loop import hardware, iter_log
+    from facesr.train.recipes import recipe_class
+    from facesr.train.runlog import hardware, iter_log
+
+    recipe = recipe_class(cfg.recipe.name)
 
     params = sum(p.numel() for p in generator.parameters())
     stop_note = ""
@@ -124,7 +99,7 @@ def write_card(
         f"* Wall time: {wall_s / 60:.1f} min; mean throughput {ips:.2f} images/s (from the run's own clock).",
         f"* Updates skipped by the NaN/inf guard: {json.dumps(skipped)}.",
         f"* Source revision: `{revision}`.",
-        f"* Benchmark scores: not measured by the training run. Run {_benchmark_hint(cfg, weights)}.",
+        f"* Benchmark scores: not measured by the training run. Run {recipe.benchmark_hint(cfg, weights)}.",
         "",
         "## Last logged losses",
         "",
@@ -134,7 +109,7 @@ def write_card(
         "",
         "## Differences from the paper",
         "",
-        *[f"* {d}" for d in (CR_DIFFERENCES if cfg.recipe.name in CR_RECIPES else DIFFERENCES)],
+        *[f"* {d}" for d in recipe.card_differences],
         "",
         "## Config",
         "",

@@ -5,7 +5,7 @@ benchmark score says where a run ends, not when it got there, so with ``run.val_
 scores the EMA generator every N steps on the same faces with the same masks and writes
 ``{"step", "event": "val", "elapsed_s", "images", "val/psnr", "val/ssim", "val/faces"}`` to
 ``log.jsonl`` (and ``val/psnr``, ``val/ssim`` to TensorBoard). :func:`time_to_quality` then reads the
-first record that reaches a target; ``python -m facesr.train.validate LOG --target 26.1`` prints it.
+first record that reaches a target; ``facesr time-to-quality LOG --target 26.1`` prints it.
 
 Which faces: ``data.val_faces`` faces of the training split, chosen by ``run.seed`` (a generator of its
 own, so the choice does not disturb any training random stream), are taken out of the training
@@ -23,7 +23,6 @@ number is the target the joint model's curve is compared with.
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import time
@@ -246,40 +245,27 @@ def time_to_quality(log_path: str | Path, target: float, metric: str = "val/psnr
     return out
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``python -m facesr.train.validate LOG... (--target X | --reference FILE)``: print time-to-quality."""
-    ap = argparse.ArgumentParser(
-        description="Training time until a run's validation metric reached a target."
-    )
-    ap.add_argument("logs", nargs="+", help="run folders or log.jsonl files")
-    group = ap.add_mutually_exclusive_group(required=True)
-    group.add_argument("--target", type=float, help="target value (e.g. the two-stage PSNR)")
-    group.add_argument(
-        "--reference", help="JSON with the metric, or a run whose last val record is the target"
-    )
-    ap.add_argument("--metric", default="val/psnr", choices=["val/psnr", "val/ssim"])
-    args = ap.parse_args(argv)
-    try:
-        target = args.target if args.target is not None else reference_value(args.reference, args.metric)
-        rows = [time_to_quality(log, target, args.metric) for log in args.logs]
-    except DataError as exc:
-        print(f"error: {exc}")
-        return 2
-    for r in rows:
+def time_to_quality_report(
+    logs: list[str], *, target: float | None = None, reference: str | None = None, metric: str = "val/psnr"
+) -> list[str]:
+    """``facesr time-to-quality``: per run, when its validation metric first reached the target.
+
+    The target is ``target`` or the metric read from ``reference`` (a JSON file or a run folder). Each run
+    gives a readable line and its JSON record. Bad input is a DataError (one line).
+    """
+    value = target if target is not None else reference_value(str(reference), metric)
+    lines = []
+    for r in (time_to_quality(log, value, metric) for log in logs):
         if r["reached"]:
-            print(
-                f"{r['log']}: {r['metric']} >= {target:.4g} at step {r['step']} after {r['minutes']} min "
+            lines.append(
+                f"{r['log']}: {r['metric']} >= {value:.4g} at step {r['step']} after {r['minutes']} min "
                 f"of training ({r['images']} images; value {r['value']})"
             )
         else:
             b = r["best"]
-            print(
-                f"{r['log']}: {r['metric']} never reached {target:.4g} (best {b[r['metric']]} at step "
+            lines.append(
+                f"{r['log']}: {r['metric']} never reached {value:.4g} (best {b[r['metric']]} at step "
                 f"{b['step']}, {math.floor(b['elapsed_s'] / 6) / 10} min)"
             )
-        print(json.dumps(r))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+        lines.append(json.dumps(r))
+    return lines

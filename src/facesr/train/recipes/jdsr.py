@@ -29,17 +29,22 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from facesr.errors import ConfigError, ModelError
+from facesr.geometry import HR_SIZE
+from facesr.losses.adversarial import generator_loss
+from facesr.losses.jdsr import JDSRLossWeights
 from facesr.train.config import TrainConfig
 from facesr.train.loop import Context, Updater
+from facesr.train.recipes import register_recipe
+from facesr.train.warmstart import load_part, warm_start
 
-HR = 128
+HR = HR_SIZE  # preview grids are shown in the 128x128 template frame
 
 
 def _item(v: torch.Tensor | float) -> torch.Tensor | float:
@@ -51,6 +56,16 @@ def _item(v: torch.Tensor | float) -> torch.Tensor | float:
 def _up(x: torch.Tensor) -> torch.Tensor:
     """LR images shown at 128x128 in preview grids (nearest, so pixels stay visible)."""
     return F.interpolate(x.float(), size=(HR, HR), mode="nearest")
+
+
+#: Differences from the JDSR-GAN paper that hold for every run of this trainer (papers.md 1.4-1.6).
+JDSR_DIFFERENCES = (
+    "Data: UTKFace (aligned to the facesr 5-point template at 128x128), not CelebA; split by content hash.",
+    "Masks: MaskTheFace-style templates warped onto 68 dlib landmarks (the paper's templates are unknown).",
+    "Identity and perceptual/style features: dlib face-recognition ResNet (face-api.js port), not VGG/ArcFace.",
+    "Parsing-map prior: landmark polygons (no face-parsing network is available offline).",
+    "Optimiser, lr schedule, batch size, loss weights, warm-up: PROPOSAL values (unstated in the paper).",
+)
 
 
 class Recipe:
@@ -65,10 +80,31 @@ class Recipe:
     #: networks whose gradients the Updater all-reduces itself instead of DDP: the critic, because its
     #: gradient penalty needs torch.autograd.grad, which DDP does not support (PyTorch DDP docs)
     sync_manually: frozenset[str] = frozenset({"D"})
+    #: the config sections this family owns beyond the shared ones (none), and its ``loss`` schema
+    sections: ClassVar[dict[str, type]] = {}
+    loss_weights = JDSRLossWeights
+    #: differences from the paper that hold for every run of this family (the draft card lists them)
+    card_differences: tuple[str, ...] = JDSR_DIFFERENCES
+    #: whether ``recipe.warmup_steps`` means anything to this recipe
+    uses_warmup = False
+
+    @classmethod
+    def check_config(cls, cfg: TrainConfig) -> None:
+        """Recipe-specific config rules (ValueError -> one-line ConfigError)."""
+        if cfg.recipe.warmup_steps and not cls.uses_warmup:
+            raise ValueError("recipe.warmup_steps is only used by recipe jdsr")
+
+    @classmethod
+    def benchmark_hint(cls, cfg: TrainConfig, weights: Path) -> str:
+        """Which ``facesr eval`` scores this kind of run (for the draft card)."""
+        return f"`facesr eval --model {weights} --benchmark utk-mask-x{cfg.data.scale}`"
+
+    @classmethod
+    def make_batcher(cls, cfg: TrainConfig, data_device: torch.device, seed: int) -> tuple[Any, Any, str]:
+        """The JDSR family's data: :class:`facesr.data.datasets.MaskedFaceBatcher` (see :func:`masked_face_batcher`)."""
+        return masked_face_batcher(cfg, data_device, seed)
 
     def __init__(self, cfg: TrainConfig, ctx: Context) -> None:
-        from facesr.losses.jdsr import JDSRLossWeights
-
         self.cfg, self.ctx = cfg, ctx
         self.weights = JDSRLossWeights.model_validate(cfg.loss)
         self.generator = self.build_generator()
@@ -203,15 +239,10 @@ class Recipe:
         """One WGAN-GP critic update: E[D(fake)] - E[D(real)] + lambda * (|grad D(mix)| - 1)^2."""
         assert self.D is not None
         b_global = self.cfg.data.batch_size
+        from facesr.losses.adversarial import wgan_gp_terms
+
         alpha = self.ctx.rand(b_global, 1, 1, 1).to(real.dtype)
-        mix = (alpha * real + (1 - alpha) * fake).requires_grad_(True)
-        n = real.shape[0]
-        with self.ctx.autocast():
-            scores = self.D(torch.cat([real, fake, mix])).float()  # one pass over real, fake and mixed
-        s_real, s_fake, s_mix = scores[:n], scores[n : 2 * n], scores[2 * n :]
-        (grad,) = torch.autograd.grad(s_mix.sum(), mix, create_graph=True)
-        gp = ((grad.flatten(1).norm(dim=1) - 1.0) ** 2).mean()
-        wasserstein = s_real.mean() - s_fake.mean()
+        wasserstein, gp = wgan_gp_terms(self.D, real, fake, alpha, self.ctx.autocast)
         up(-wasserstein + self.weights.gp_lambda * gp)
         return {"D/wasserstein": _item(wasserstein), "D/gp": _item(gp)}
 
@@ -232,7 +263,7 @@ class Recipe:
             logs.update(self.critic_update(batch["hr"], out["sr"].detach().float(), updaters["D"]))
             self.critic.requires_grad_(False)  # G step: no critic gradients needed
             with self.ctx.autocast():
-                adv = -self.critic(out["sr"]).float().mean()
+                adv = generator_loss(self.critic(out["sr"]).float())
             self.critic.requires_grad_(True)
             loss = loss + self.weights.adversarial * adv
             terms["G/adv"] = adv
@@ -265,11 +296,22 @@ class Recipe:
             output_key="sr",
             extra=meta,
         )
+        if self.critic is not None:  # so that a later run can warm-start the critic too
+            save_weights(
+                self.critic,
+                run_dir / "critic.safetensors",
+                arch="wgan_critic",
+                args={},
+                scale=self.cfg.data.scale,
+            )
         return path
 
 
+@register_recipe("jdsr")
 class JointRecipe(Recipe):
     """JDSR-GAN: the whole generator end to end (optional denoiser-only warm-up first)."""
+
+    uses_warmup = True
 
     def in_warmup(self, step: int) -> bool:
         return step < self.cfg.recipe.warmup_steps
@@ -280,6 +322,7 @@ class JointRecipe(Recipe):
         return self.cfg.recipe.warmup_steps > 0
 
 
+@register_recipe("sr_only")
 class SROnlyRecipe(Recipe):
     """SR module fed the masked LR directly (no denoiser, no denoising loss)."""
 
@@ -291,12 +334,14 @@ class SROnlyRecipe(Recipe):
         return "jdsr_fast_sr_only" if self.cfg.model.arch == "jdsr_fast" else "jdsr_sr_only"
 
 
+@register_recipe("two_stage_sr")
 class TwoStageSRRecipe(SROnlyRecipe):
     """Two-stage baseline, stage 2: the SR module alone on clean LR -> HR (FSRNet's task)."""
 
     input_key = "lr_clean"
 
 
+@register_recipe("two_stage_denoiser")
 class TwoStageDenoiserRecipe(Recipe):
     """Two-stage baseline, stage 1: the denoiser alone on masked LR -> clean LR (CBDNet's task)."""
 
@@ -344,78 +389,6 @@ class _DenoiserOnly(nn.Module):
     def forward(self, lr: torch.Tensor) -> dict[str, torch.Tensor]:
         noise_map, denoised = self.denoiser(lr)
         return {"noise_map": noise_map, "denoised": denoised}
-
-
-def _read_safetensors(path: str, what: str) -> tuple[dict[str, str], dict[str, torch.Tensor]]:
-    from safetensors import SafetensorError, safe_open
-
-    try:
-        with safe_open(path, framework="pt", device="cpu") as fh:
-            return dict(fh.metadata() or {}), {k: fh.get_tensor(k) for k in fh.keys()}  # noqa: SIM118
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise ConfigError(f"{what}: {path!r} is not a readable safetensors file ({exc})") from None
-
-
-def load_part(net: nn.Module, path: str, what: str) -> dict[str, str]:
-    """Load every tensor of a safetensors file into ``net`` (strict, dtype-converted); returns its metadata."""
-    meta, state = _read_safetensors(path, what)
-    own = net.state_dict()
-    state = {k: v.to(own[k].dtype) if k in own else v for k, v in state.items()}
-    try:
-        net.load_state_dict(state, strict=True)
-    except RuntimeError as exc:
-        first = str(exc).strip().splitlines()[0]
-        raise ConfigError(f"{what}: {path} does not fit the network ({first})") from None
-    return meta
-
-
-def warm_start(net: nn.Module, source: str, arch: str) -> None:
-    """``model.init_from``: start a new run from general-SR weights or from an earlier facesr model.
-
-    A facesr weights file must name the same architecture (its metadata says which); "general-sr" loads the
-    shared RLFN x4 weights into an LR-space model's SR module (:func:`facesr.nets.fast.init_from_general_sr`).
-    Training totals of the source (``facesr.totals``) are carried on by the run's export, so a model card
-    adds up every run behind it.
-    """
-    if source == "general-sr":
-        from facesr.nets.fast import init_from_general_sr
-
-        try:
-            init_from_general_sr(net)
-        except ModelError as exc:
-            raise ConfigError(f"model.init_from=general-sr: {exc}") from None
-        return
-    meta, _ = _read_safetensors(source, "model.init_from")
-    if meta.get("facesr.arch") not in (arch, None):
-        raise ConfigError(f"model.init_from: {source} is a {meta.get('facesr.arch')!r} model, not {arch!r}")
-    load_part(net, source, "model.init_from")
-
-
-def prior_totals(cfg: TrainConfig) -> dict[str, float]:
-    """Steps, faces and CPU/GPU hours behind ``model.init_from`` (zeros for a fresh or general-SR start)."""
-    import json
-
-    src = cfg.model.init_from
-    if not src or src == "general-sr":
-        return {}
-    meta, _ = _read_safetensors(src, "model.init_from")
-    try:
-        return {k: float(v) for k, v in json.loads(meta.get("facesr.totals", "{}")).items()}
-    except (ValueError, TypeError, AttributeError):
-        return {}
-
-
-RECIPES: dict[str, type[Recipe]] = {
-    "jdsr": JointRecipe,
-    "sr_only": SROnlyRecipe,
-    "two_stage_denoiser": TwoStageDenoiserRecipe,
-    "two_stage_sr": TwoStageSRRecipe,
-}
-
-
-def build_recipe(cfg: TrainConfig, ctx: Context) -> Recipe:
-    """The recipe named by ``cfg.recipe.name``."""
-    return RECIPES[cfg.recipe.name](cfg, ctx)
 
 
 def combine_two_stage(
@@ -469,3 +442,44 @@ def combine_two_stage(
         },
     )
     return out
+
+
+# ---------------------------------------------------------------- the family's data
+
+
+def _degradation(cfg: TrainConfig) -> Any:
+    """The real-world LR degradation of ``data.degradation`` (None when it is off)."""
+    sec = cfg.data.degradation
+    if not sec.enabled:
+        return None
+    from facesr.data.realistic import DegradationSettings, RealDegradation
+
+    return RealDegradation(DegradationSettings(**sec.model_dump(exclude={"enabled"})))
+
+
+def masked_face_batcher(cfg: TrainConfig, data_device: torch.device, seed: int) -> tuple[Any, Any, str]:
+    """The JDSR recipes' data: MaskedFaceBatcher, a fixed preview batch and a one-line description."""
+    from facesr.data.datasets import MaskedFaceBatcher
+    from facesr.data.prepared import PreparedSet
+
+    prepared_path = Path(cfg.data.prepared)
+    if not prepared_path.is_dir():
+        from facesr.paths import prepared_dir
+
+        prepared_path = prepared_dir(cfg.data.prepared)
+    prepared = PreparedSet.load(prepared_path)
+    batcher = MaskedFaceBatcher(
+        prepared,
+        cfg.data.split,
+        cfg.data.scale,
+        data_device,
+        cfg.data.batch_size,
+        seed,
+        data=cfg.data.root,
+        p_mask=cfg.data.mask_prob,
+        degradation=_degradation(cfg),
+    )
+    g_state = batcher.generator.get_state()  # a fixed preview batch that leaves the batch stream as it was
+    preview = batcher.make_batch(torch.arange(min(4, len(batcher))))
+    batcher.generator.set_state(g_state)
+    return batcher, preview, f"prepared set `{prepared_path}` ({len(batcher)} faces in the split)"

@@ -27,17 +27,13 @@ The EMA that the loop keeps (and exports) is the stage's *inference* model, so e
 a ``weights.safetensors`` that :func:`facesr.zoo.load_model` loads (16x16 in, 128x128 out: the learned
 x4 to 64 then an antialiased bicubic x2, see :mod:`facesr.nets.cr`).
 
-``python -m facesr.train.cr CONFIG [key=value ...]`` is a thin alias of ``facesr train``;
-``python -m facesr.train.cr summary RUN_DIR...`` prints a Markdown table of finished runs.
+``facesr runs RUN_DIR...`` prints a Markdown table of finished runs (:func:`facesr.train.runs.runs_table`).
 """
 
 from __future__ import annotations
 
-import json
-import sys
-from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import torch
@@ -49,6 +45,7 @@ from facesr.config import Strict
 from facesr.errors import ConfigError, DataError
 from facesr.losses import cr as L
 from facesr.nets.cr import Consistifier, CRModel, CycleSR, Downsampler, PatchDiscriminator, SRNet
+from facesr.train.recipes import register_recipe
 
 SCALE = 4
 HR_NATIVE = 64
@@ -56,6 +53,16 @@ PREVIEW = 128
 
 
 # ---------------------------------------------------------------- config sections
+
+
+#: The same for the Characteristic Regularisation stages and the cycle baseline (papers.md section 2).
+CR_DIFFERENCES = (
+    "The CR paper's method section could not be read: networks, losses, weights and the staging are our "
+    "interpretation of its abstract (papers.md 2.2-2.4, PROPOSAL); docs/cr.md lists each choice.",
+    "Artificial LR: UTKFace HR at 64x64, bicubic x4 down to 16x16; genuine LR: faces found by MTCNN in the "
+    "RWMFD / web photos (facesr genuine), not the paper's data sets.",
+    "Identity features: dlib face-recognition ResNet (face-api.js port), not the paper's network.",
+)
 
 
 class CRNets(Strict):
@@ -214,7 +221,7 @@ def _prepared_path(name: str) -> Path:
     return prepared_dir(name)
 
 
-def make_batcher(cfg: Any, device: torch.device, seed: int) -> tuple[CRBatcher, dict[str, torch.Tensor], str]:
+def cr_batcher(cfg: Any, device: torch.device, seed: int) -> tuple[CRBatcher, dict[str, torch.Tensor], str]:
     """The loop's data hook: batcher, fixed preview batch and a one-line description for the card.
 
     Artificial pairs: the prepared set's ``faces64.npy`` rows of ``data.split``; genuine LR: the
@@ -345,6 +352,25 @@ class CRRecipe:
     arch = "cr"
     headline: frozenset[str] = frozenset({"G/total", "D/total"})
     sync_manually: frozenset[str] = frozenset({"G", "D"})
+    #: the config section this family owns (``cr``) and its ``loss`` schema
+    sections: ClassVar[dict[str, type]] = {"cr": CRSection}
+    loss_weights = CRLossWeights
+    #: differences from the paper that hold for every run of this family (the draft card lists them)
+    card_differences: tuple[str, ...] = CR_DIFFERENCES
+
+    @classmethod
+    def check_config(cls, cfg: Any) -> None:
+        """No rules beyond the sections' own (``data.scale`` is checked when the run starts)."""
+
+    @classmethod
+    def benchmark_hint(cls, cfg: Any, weights: Path) -> str:
+        """Which ``facesr eval`` scores this kind of run (for the draft card)."""
+        return f"`facesr eval --model {weights} --benchmark genuine-lr` (and `--benchmark utk-art-x4`)"
+
+    @classmethod
+    def make_batcher(cls, cfg: Any, data_device: torch.device, seed: int) -> tuple[Any, Any, str]:
+        """Artificial pairs and genuine LR (:func:`cr_batcher`)."""
+        return cr_batcher(cfg, data_device, seed)
 
     def __init__(self, cfg: Any, ctx: Any) -> None:
         self.cfg, self.ctx = cfg, ctx
@@ -462,6 +488,7 @@ class CRRecipe:
         return path
 
 
+@register_recipe("cr_a")
 class StageA(CRRecipe):
     """G_S on artificial pairs; the exported model is the SR-only baseline."""
 
@@ -486,6 +513,7 @@ class StageA(CRRecipe):
         return self.sr_pair_step(batch, updaters)
 
 
+@register_recipe("cr_b")
 class StageB(CRRecipe):
     """G_C and D_LR with G_S from stage A FROZEN: CC adversarial + content preservation + CR term."""
 
@@ -540,6 +568,7 @@ class StageB(CRRecipe):
         return logs
 
 
+@register_recipe("cr_c")
 class StageC(CRRecipe):
     """G_C fixed (from stage B), G_S fine-tuned on artificial pairs (at the config's low lr)."""
 
@@ -564,6 +593,7 @@ class StageC(CRRecipe):
         return self.sr_pair_step(batch, updaters, self.gc if self.crs.c_input == "consistified" else None)
 
 
+@register_recipe("cycle")
 class Cycle(CRRecipe):
     """The cycle-style baseline: ``up`` = two concatenated CNNs (LR->LR, x4) trained END TO END with a
     learned HR->LR ``down``, cycle + LSGAN losses and the same artificial-pair L1 as G_S."""
@@ -621,69 +651,3 @@ class Cycle(CRRecipe):
         updaters["G"](loss)
         logs["G/total"] = _item(loss)
         return logs
-
-
-RECIPES: dict[str, type[CRRecipe]] = {"cr_a": StageA, "cr_b": StageB, "cr_c": StageC, "cycle": Cycle}
-
-
-def build_recipe(cfg: Any, ctx: Any) -> CRRecipe:
-    """The CR recipe named by ``cfg.recipe.name`` (the loop's recipe hook)."""
-    return RECIPES[cfg.recipe.name](cfg, ctx)
-
-
-# ---------------------------------------------------------------- run summaries and the alias
-
-
-def runs_markdown(run_dirs: Sequence[str | Path]) -> str:
-    """Table of finished runs (recipe, steps, wall time, last logged losses) from their own files."""
-    import yaml
-
-    from facesr.train.loop import iter_log, load_checkpoint
-
-    lines = [
-        "| run | recipe | steps | wall s | last logged losses |",
-        "| --- | --- | --- | --- | --- |",
-    ]
-    for d in run_dirs:
-        d = Path(d)
-        state = load_checkpoint(d / "ckpt" / "last.pt")
-        recipe = (yaml.safe_load(state["config_yaml"]) or {}).get("recipe", {}).get("name", "?")
-        last: dict[str, Any] = {}
-        for r in iter_log(d / "log.jsonl"):
-            if "event" not in r:
-                last = r
-        losses = ", ".join(
-            f"{k} {v:.4g}" for k, v in last.items() if k.startswith(("G/", "D/")) and isinstance(v, float)
-        )
-        lines.append(f"| `{d}` | {recipe} | {state['step']} | {state['elapsed_s']:.0f} | {losses} |")
-    return "\n".join(lines) + "\n"
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m facesr.train.cr CONFIG [key.sub=value ...]``: the same as ``facesr train``;
-    ``python -m facesr.train.cr summary RUN_DIR...`` prints a Markdown table of finished runs."""
-    from facesr.errors import FacesrError
-
-    args = list(sys.argv[1:] if argv is None else argv)
-    if not args:
-        print(
-            "usage: python -m facesr.train.cr CONFIG.yaml [key.sub=value ...] | summary RUN_DIR...",
-            file=sys.stderr,
-        )
-        return 2
-    try:
-        if args[0] == "summary":
-            print(runs_markdown(args[1:]), end="")
-            return 0
-        from facesr.train.config import load_train_config
-        from facesr.train.loop import train
-
-        print(json.dumps({"run_dir": str(train(load_train_config(args[0], args[1:])))}))
-    except FacesrError as exc:
-        print(f"facesr: error: {exc}", file=sys.stderr)
-        return 2
-    return 0
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
