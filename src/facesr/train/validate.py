@@ -17,7 +17,7 @@ as for the frozen benchmarks (``facesr.eval.runner``), so the numbers are on the
 What is scored depends on the recipe: a restorer (``jdsr``, ``sr_only``, ``two_stage_sr``) is scored
 on its output ``sr`` against the HR face, fed the recipe's input (masked LR, or clean LR for
 ``two_stage_sr``); the two-stage denoiser on ``denoised`` against the clean LR. A two-stage *chain* is
-scored on the same faces by :func:`score_restorer` (``scripts/gpu_eval.py`` does this) so that its
+scored on the same faces by :func:`score_restorer` (``facesr gpu check`` does this) so that its
 number is the target the joint model's curve is compared with.
 """
 
