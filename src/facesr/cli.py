@@ -16,6 +16,7 @@ from collections.abc import Sequence
 import click
 
 from facesr import __version__
+from facesr.commands import batch as _batch
 from facesr.commands import data as _data
 from facesr.commands import demo as _demo
 from facesr.commands import eval as _eval
@@ -43,7 +44,7 @@ def cli() -> None:
     """
 
 
-for _module in (_restore, _data, _train, _eval, _genuine, _export, _demo, _gpu):
+for _module in (_restore, _batch, _data, _train, _eval, _genuine, _export, _demo, _gpu):
     _module.register(cli)
 
 

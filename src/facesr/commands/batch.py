@@ -1,0 +1,238 @@
+"""`facesr restore-batch`: ``facesr restore`` for very many photos, on Ray, resumable.
+
+Heavy imports (Ray, torch, pyarrow) happen inside the command body so `facesr --help` is fast and
+works without Ray. Exit status: 0 every photo done (now or by an earlier run), 1 some photo
+failed (each with its reason in manifest.jsonl), 2 usage / user error (Ray missing, bad option,
+unreachable cluster, unknown model). See docs/scale-out.md.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import click
+
+
+@click.command("restore-batch")
+@click.argument("inputs", nargs=-1, required=True)
+@click.option(
+    "-o",
+    "--output",
+    "output",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Output folder: restored PNGs (named as by `facesr restore`) plus manifest.jsonl.",
+)
+@click.option(
+    "--address",
+    default=None,
+    help="Ray cluster to join (e.g. 10.0.0.5:6379 or auto); default: start Ray on this machine.",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Restore workers (each loads the models once); default: one per GPU, else one per --cpus-per-worker CPUs.",
+)
+@click.option("--cpus-per-worker", type=click.FloatRange(min=0.01), default=1.0, show_default=True)
+@click.option(
+    "--gpus-per-worker",
+    type=click.FloatRange(min=0.0),
+    default=None,
+    help="GPUs per restore worker when the device is cuda (default 1; 0.5 packs two per GPU).",
+)
+@click.option(
+    "--photos-per-call",
+    type=click.IntRange(min=1),
+    default=4,
+    show_default=True,
+    help="Photos per worker call; a killed worker redoes at most this many.",
+)
+@click.option(
+    "--local-cpus",
+    type=click.IntRange(min=1),
+    default=None,
+    help="CPUs for the Ray instance started on this machine (without --address); default: all.",
+)
+@click.option(
+    "--upscale",
+    type=click.Choice(["1", "2", "4", "8"]),
+    default=None,
+    help="Output photo N times larger (default 2; with --aligned: the model's 128 px frame).",
+)
+@click.option(
+    "--bg-upsampler",
+    default="bicubic",
+    show_default=True,
+    help="Background upsampler for --upscale: bicubic, or a zoo general-SR model (e.g. rlfn-x4), run tiled.",
+)
+@click.option(
+    "--aligned", is_flag=True, help="Inputs are template-framed face crops (as in `facesr restore`)."
+)
+@click.option(
+    "--model",
+    default=None,
+    help="auto (default: jdsr-lite-x4/x8 by face size), bicubic, a zoo name (e.g. cr-x4) or a .safetensors path.",
+)
+@click.option(
+    "--device",
+    type=click.Choice(["auto", "cpu", "cuda"]),
+    default="auto",
+    show_default=True,
+    help="Where workers restore: auto = cuda when the cluster has GPUs, else cpu.",
+)
+@click.option("--precision", type=click.Choice(["fp32", "bf16", "fp16"]), default="fp32", show_default=True)
+@click.option("--engine", type=click.Choice(["auto", "torch", "ort"]), default="auto", show_default=True)
+@click.option(
+    "--batch-size", type=click.IntRange(min=1), default=16, show_default=True, help="Faces per model call."
+)
+@click.option(
+    "--max-pixels",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Refuse images with more pixels than this (default 64,000,000).",
+)
+@click.option(
+    "--min-face", type=float, default=None, help="Smallest face box (px) to search for (default 10)."
+)
+def restore_batch_cmd(
+    inputs: tuple[str, ...],
+    output: Path,
+    address: str | None,
+    workers: int | None,
+    cpus_per_worker: float,
+    gpus_per_worker: float | None,
+    photos_per_call: int,
+    local_cpus: int | None,
+    upscale: str | None,
+    bg_upsampler: str,
+    aligned: bool,
+    model: str | None,
+    device: str,
+    precision: str,
+    engine: str,
+    batch_size: int,
+    max_pixels: int | None,
+    min_face: float | None,
+) -> int:
+    """Restore every face in photos INPUT... (folders, globs, files, or .txt/.csv/.parquet manifests
+    of paths) on a Ray cluster; a rerun skips photos already done with the same settings."""
+    from facesr.batch import pipeline
+
+    pipeline.require_ray()  # without Ray: the install hint, exit 2, before any work
+
+    import pyarrow as pa
+    import torch
+
+    from facesr.batch.inputs import expand_inputs
+    from facesr.batch.manifest import OutputFolder
+    from facesr.batch.settings import RestoreSettings, background_fingerprint, model_fingerprint
+    from facesr.errors import FacesrError
+    from facesr.io import MAX_PIXELS
+    from facesr.outputs import remove_dead_temps
+    from facesr.restoration.detect import DetectOptions
+    from facesr.restoration.engine import resolve_engine
+
+    t0 = time.perf_counter()
+    folder = OutputFolder(output)
+    folder.prepare()
+    items = list(expand_inputs(inputs))
+    if not items:
+        raise FacesrError("no input images found")
+    # A bad model or background upsampler: one line, exit 2, before Ray starts.
+    fingerprint = model_fingerprint(model or "auto")
+    bg_fingerprint = background_fingerprint(bg_upsampler)
+    for stale in remove_dead_temps(output):  # left by a killed run (its workers are gone)
+        click.echo(f"facesr: removed {stale}, a temporary file of an interrupted run", err=True)
+    resources = pipeline.connect(address, num_cpus=local_cpus)
+    try:
+        has_gpu = resources.get("GPU", 0.0) > 0
+        if device == "cuda" and not has_gpu:
+            raise FacesrError("--device cuda: the Ray cluster has no GPU (use --device auto or cpu)")
+        dev = "cuda" if device == "cuda" or (device == "auto" and has_gpu) else "cpu"
+        settings = RestoreSettings(
+            model=model or "auto",
+            device=dev,
+            precision=precision,
+            engine=resolve_engine(engine, torch.device(dev), precision),
+            batch_size=batch_size,
+            aligned=aligned,
+            upscale=int(upscale) if upscale else 0,
+            bg_upsampler=bg_upsampler,
+            max_pixels=max_pixels or MAX_PIXELS,
+            min_face=DetectOptions().min_size if min_face is None else min_face,
+            model_fingerprint=fingerprint,
+            bg_fingerprint=bg_fingerprint,
+        )
+        pairs = folder.assign_outputs(items)
+        done = folder.read_done()
+
+        def prev(col: str) -> list[str]:
+            if done is None:
+                return [""] * len(pairs)
+            values = done[col].reindex([p for p, _ in pairs])
+            return ["" if v is None or v != v else str(v) for v in values]
+
+        tasks = pa.table(
+            {
+                "input": [p for p, _ in pairs],
+                "output": [o for _, o in pairs],
+                "prev_input_sha256": prev("input_sha256"),
+                "prev_settings_sha256": prev("settings_sha256"),
+                "prev_status": prev("status"),
+                "prev_output_sha256": prev("output_sha256"),
+            }
+        )
+        shape = pipeline.plan_shape(
+            resources,
+            dev,
+            workers=workers,
+            cpus_per_worker=cpus_per_worker,
+            gpus_per_worker=gpus_per_worker,
+            photos_per_call=photos_per_call,
+        )
+        counts = {"ok": 0, "skipped": 0, "failed": 0}
+
+        def on_rows(statuses: list[str], rows: list[str]) -> None:
+            folder.append([r for s, r in zip(statuses, rows, strict=True) if s != "skipped"])
+            for s in statuses:
+                counts[s] = counts.get(s, 0) + 1
+            for s, r in zip(statuses, rows, strict=True):
+                if s == "failed":
+                    import json
+
+                    click.echo(f"facesr: failed: {json.loads(r)['reason']}", err=True)
+
+        click.echo(
+            f"facesr restore-batch: {len(pairs)} photos, {shape.workers} restore worker(s) on {dev} "
+            f"({int(resources.get('CPU', 0))} CPUs, {int(resources.get('GPU', 0))} GPUs); "
+            f"settings {settings.sha256[:12]}",
+            err=True,
+        )
+        try:
+            pipeline.run(tasks, settings, shape, on_rows)
+        except Exception as exc:
+            if isinstance(exc, FacesrError):
+                raise
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise FacesrError(
+                f"the Ray job stopped ({type(exc).__name__}: {first}); finished photos are in "
+                f"{folder.manifest}: run the same command again to resume"
+            ) from None
+    finally:
+        pipeline.disconnect()
+    rows = folder.compact()
+    took = time.perf_counter() - t0
+    click.echo(
+        f"facesr restore-batch: {counts['ok']} restored, {counts['skipped']} already done, "
+        f"{counts['failed']} failed of {len(pairs)} in {took:.1f} s; manifest: {folder.manifest} ({rows} rows)"
+    )
+    sys.stdout.flush()
+    return 1 if counts["failed"] else 0
+
+
+def register(group: click.Group) -> None:
+    """Add this area's commands to the root group."""
+    group.add_command(restore_batch_cmd)

@@ -1,0 +1,142 @@
+"""A real multi-node Ray cluster for tests, inside a namespace whose only network is loopback.
+
+Why a namespace: Ray swaps 127.0.0.1 for the machine's own interface address, and tests may use
+loopback only. ``unshare --net --pid --fork --mount-proc --kill-child`` gives the cluster a
+network namespace with just ``lo`` and a pid namespace whose first process is the holder below:
+``ray start --head`` plus ``ray start --address`` for every further node (each its own raylet).
+Everything the cluster starts lives in that pid namespace, so when the holder ends (its stdin
+closes, or ``unshare`` is killed and ``--kill-child`` kills it) the kernel ends every process in
+it: nothing outlives the test, even when the test itself fails or is killed. Commands join the
+cluster's namespaces with ``nsenter``. Needs root (CI runs as root) and util-linux.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+#: Runs as PID 1 of the namespace: loopback up, the nodes started, then wait for stdin to close.
+_HOLDER = r"""
+import os, subprocess, sys, threading
+ray, temp, port, nodes, cpus = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5]
+def reap():  # as PID 1, collect the daemonised Ray processes that exit
+    while True:
+        try:
+            os.wait()
+        except ChildProcessError:
+            threading.Event().wait(0.5)
+threading.Thread(target=reap, daemon=True).start()
+subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
+common = ["--num-cpus", cpus, "--disable-usage-stats"]
+subprocess.run([ray, "start", "--head", "--port", port, "--temp-dir", temp, "--include-dashboard=false", *common],
+               check=True, stdout=sys.stderr)
+for _ in range(nodes - 1):
+    subprocess.run([ray, "start", "--address", f"127.0.0.1:{port}", *common], check=True, stdout=sys.stderr)
+print("READY", flush=True)
+sys.stdin.read()
+"""
+
+
+def available() -> str | None:
+    """Why the cluster cannot run here (None when it can)."""
+    if os.geteuid() != 0:
+        return "needs root for unshare/nsenter (CI runs as root)"
+    for tool in ("unshare", "nsenter", "ip", "ps"):
+        if shutil.which(tool) is None:
+            return f"{tool} not found"
+    if not (Path(sys.executable).parent / "ray").is_file():
+        return "ray is not installed (pip install 'facesr[ray]')"
+    probe = subprocess.run(["unshare", "--net", "true"], capture_output=True, timeout=30)
+    if probe.returncode != 0:
+        return f"unshare --net fails here: {probe.stderr.decode().strip()}"
+    return None
+
+
+class Cluster:
+    """``nodes`` Ray nodes of ``cpus`` logical CPUs each, at ``address`` inside the namespace."""
+
+    def __init__(self, nodes: int = 2, cpus: int = 2, port: int = 6390) -> None:
+        self.nodes, self.cpus, self.port = nodes, cpus, port
+        self.address = f"127.0.0.1:{port}"
+        # Short: Ray's unix socket paths under it must stay below 107 characters.
+        self.temp = tempfile.mkdtemp(prefix="rt", dir="/tmp")
+        self.log = Path(self.temp) / "holder.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.ns_pid = 0
+
+    def start(self, timeout: float = 150.0) -> None:
+        ray = str(Path(sys.executable).parent / "ray")
+        cmd = ["unshare", "--net", "--pid", "--fork", "--mount-proc", "--kill-child"]
+        cmd += [
+            sys.executable,
+            "-c",
+            _HOLDER,
+            ray,
+            self.temp,
+            str(self.port),
+            str(self.nodes),
+            str(self.cpus),
+        ]
+        with open(self.log, "wb") as err:
+            self.proc = subprocess.Popen(
+                cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err, start_new_session=True
+            )
+        assert self.proc.stdout is not None
+        ready, _, _ = select.select([self.proc.stdout], [], [], timeout)
+        line = self.proc.stdout.readline() if ready else b""
+        if line.strip() != b"READY":
+            self.stop()
+            raise RuntimeError(f"Ray cluster did not start in {timeout:.0f} s: {self.log_tail()}")
+        children = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children").read_text().split()
+        self.ns_pid = int(children[0])  # the holder, PID 1 inside
+
+    def log_tail(self, n: int = 2000) -> str:
+        try:
+            return self.log.read_text(errors="replace")[-n:]
+        except OSError:
+            return ""
+
+    def _enter(self, args: list[str]) -> list[str]:
+        return ["nsenter", "-t", str(self.ns_pid), "--net", "--pid", "--mount", "--", *args]
+
+    def popen(self, args: list[str], **kw: object) -> subprocess.Popen[str]:
+        """Start a command inside the cluster's namespaces (it sees only loopback)."""
+        return subprocess.Popen(self._enter(args), text=True, **kw)  # type: ignore[call-overload]
+
+    def run(self, args: list[str], timeout: float) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(self._enter(args), text=True, capture_output=True, timeout=timeout)
+
+    def processes(self) -> list[tuple[int, str]]:
+        """``(pid inside the namespace, command line)`` of every process in the cluster."""
+        out = self.run(["ps", "-eo", "pid=,args="], timeout=30).stdout
+        rows = [line.strip().split(None, 1) for line in out.splitlines() if line.strip()]
+        return [(int(r[0]), r[1] if len(r) > 1 else "") for r in rows]
+
+    def kill(self, ns_pid: int) -> None:
+        """SIGKILL one process of the cluster, by its pid inside the namespace."""
+        self.run(["kill", "-9", str(ns_pid)], timeout=30)
+
+    def stop(self) -> None:
+        """End the namespace (and with it every process of the cluster), then remove its files."""
+        if self.proc is not None and self.proc.poll() is None:
+            try:
+                assert self.proc.stdin is not None
+                self.proc.stdin.close()  # the holder returns from stdin.read() and exits
+                self.proc.wait(timeout=10)
+            except (subprocess.TimeoutExpired, OSError, BrokenPipeError):
+                os.killpg(self.proc.pid, signal.SIGKILL)  # unshare --kill-child takes the holder down
+                self.proc.wait(timeout=10)
+        deadline = time.monotonic() + 10
+        while self.ns_pid and Path(f"/proc/{self.ns_pid}").exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        shutil.rmtree(self.temp, ignore_errors=True)
+
+    def alive(self) -> bool:
+        return bool(self.ns_pid) and Path(f"/proc/{self.ns_pid}").exists()

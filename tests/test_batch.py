@@ -1,0 +1,303 @@
+"""`facesr restore-batch` without a cluster: inputs, output names, resume rules, byte identity.
+
+The per-photo steps (:func:`facesr.batch.work.prepare`, :class:`facesr.batch.work.Restorer`) are
+called directly here; tests/test_batch_ray_cluster.py runs them on a real two-node Ray cluster.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from facesr.batch.inputs import expand_inputs
+from facesr.batch.manifest import OutputFolder
+from facesr.batch.settings import RestoreSettings, model_fingerprint
+from facesr.batch.work import TASK_COLUMNS, Restorer, prepare
+from facesr.cli import main
+
+SAMPLES = Path(__file__).resolve().parents[1] / "src" / "facesr" / "samples"
+SAMPLE = SAMPLES / "rwmfd_0002_0078.jpg"
+
+
+def _small_photo(path: Path) -> Path:
+    """A crop of a bundled sample with a few faces (keeps each restore short on 2 cores)."""
+    from facesr.io import read_image, write_image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_image(path, np.ascontiguousarray(read_image(SAMPLE)[:100, :128]))
+    return path
+
+
+def _sha(p: Path) -> str:
+    return hashlib.sha256(p.read_bytes()).hexdigest()
+
+
+def _settings(**kw: object) -> RestoreSettings:
+    base: dict[str, object] = dict(
+        model="bicubic",
+        device="cpu",
+        precision="fp32",
+        engine="torch",
+        batch_size=16,
+        aligned=False,
+        max_pixels=64_000_000,
+        min_face=10.0,
+        model_fingerprint="bicubic",
+        upscale=0,
+        bg_upsampler="bicubic",
+        bg_fingerprint="bicubic",
+    )
+    base.update(kw)
+    return RestoreSettings(**base)  # type: ignore[arg-type]
+
+
+def _run_local(folder: OutputFolder, inputs: list[Path], settings: RestoreSettings) -> list[dict]:
+    """What the Ray job does, in this process: plan, prepare, restore, append the rows."""
+    pairs = folder.assign_outputs([(p, Path(p.name)) for p in inputs])
+    done = folder.read_done()
+    cols: dict[str, list[str]] = {c: [] for c in TASK_COLUMNS}
+    for src, out in pairs:
+        cols["input"].append(src)
+        cols["output"].append(out)
+        for c in ("input_sha256", "settings_sha256", "status", "output_sha256"):
+            have = done is not None and src in done.index
+            cols[f"prev_{c}"].append(str(done.loc[src, c]) if have else "")
+    batch = {k: np.array(v, dtype=object) for k, v in cols.items()}
+    result = Restorer(settings)(prepare(batch, settings.sha256, settings.max_pixels))
+    rows = [json.loads(r) for r in result["row"]]
+    folder.append([r for s, r in zip(result["status"], result["row"], strict=True) if s != "skipped"])
+    return rows
+
+
+# ---- inputs ----------------------------------------------------------------------------------
+
+
+def test_inputs_from_folders_globs_and_text_csv_parquet_manifests(tmp_path: Path) -> None:
+    (tmp_path / "a" / "sub").mkdir(parents=True)
+    for rel in ("a/x.jpg", "a/sub/y.png", "b.jpg", "c.jpg"):
+        (tmp_path / rel).write_bytes(b"")
+    (tmp_path / "list.txt").write_text("# photos\nb.jpg\n\nsub2/../c.jpg\n")
+    (tmp_path / "list.csv").write_text("id,path\n1,b.jpg\n2,a/x.jpg\n")
+    pq.write_table(pa.table({"input": [str(tmp_path / "c.jpg"), "missing.jpg"]}), tmp_path / "list.parquet")
+    got = list(
+        expand_inputs(
+            [
+                str(tmp_path / "a"),
+                str(tmp_path / "list.txt"),
+                str(tmp_path / "list.csv"),
+                str(tmp_path / "list.parquet"),
+                str(tmp_path / "*.jpg"),
+            ]
+        )
+    )
+    names = [(str(p.relative_to(tmp_path)), str(rel)) for p, rel in got]
+    assert names == [
+        ("a/sub/y.png", "sub/y.png"),  # folders: path relative to the folder, like facesr restore
+        ("a/x.jpg", "x.jpg"),
+        ("b.jpg", "b.jpg"),  # a manifest's relative path keeps its folders ...
+        ("sub2/../c.jpg", "c.jpg"),  # ... unless it climbs (never above the output folder)
+        ("missing.jpg", "missing.jpg"),  # kept: recorded as a failed photo
+    ]  # b.jpg, a/x.jpg and c.jpg listed again (CSV, Parquet, glob) come once
+
+
+def test_a_manifest_without_a_path_column_is_a_one_line_error(tmp_path: Path, capsys) -> None:
+    (tmp_path / "bad.csv").write_text("a,b\n1,2\n")
+    rc = main(["restore-batch", str(tmp_path / "bad.csv"), "-o", str(tmp_path / "out"), "--model", "bicubic"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and err == [
+        f"facesr: error: manifest {tmp_path / 'bad.csv'}: no path column; name one of path, input, file, filename (found a, b)"
+    ]
+
+
+# ---- output names and the plan ---------------------------------------------------------------
+
+
+def test_output_names_are_stable_and_never_replace_a_foreign_file(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    folder = OutputFolder(out)
+    folder.prepare()
+    (out / "b.png").write_bytes(b"not ours")
+    a1, a2, b = tmp_path / "1" / "a.jpg", tmp_path / "2" / "a.jpg", tmp_path / "b.jpg"
+    first = dict(folder.assign_outputs([(a1, Path("a.jpg")), (b, Path("b.jpg"))]))
+    assert first[str(a1)] == str(out / "a.png")
+    assert first[str(b)] == str(out / "b_1.png")  # b.png exists and is not in the plan
+    second = dict(folder.assign_outputs([(a2, Path("a.jpg")), (a1, Path("a.jpg"))]))
+    assert second[str(a1)] == str(out / "a.png")  # kept from the first run
+    assert second[str(a2)] == str(out / "a_1.png")
+    assert (out / "b.png").read_bytes() == b"not ours"
+
+
+# ---- per-photo work: identity with facesr restore, resume rules, failures ---------------------
+
+
+def test_batch_output_is_byte_identical_to_facesr_restore_and_a_rerun_skips(tmp_path: Path) -> None:
+    src = tmp_path / "in" / "photo.jpg"
+    src.parent.mkdir()
+    src.write_bytes(SAMPLE.read_bytes())
+    ref = tmp_path / "ref"
+    assert (
+        main(
+            [
+                "restore",
+                str(src),
+                "-o",
+                str(ref),
+                "--model",
+                "bicubic",
+                "--device",
+                "cpu",
+                "--engine",
+                "torch",
+            ]
+        )
+        == 0
+    )
+    folder = OutputFolder(tmp_path / "out")
+    folder.prepare()
+    settings = _settings()
+    rows = _run_local(folder, [src], settings)
+    assert [r["status"] for r in rows] == ["ok"]
+    out = tmp_path / "out" / "photo.png"
+    assert out.read_bytes() == (ref / "photo.png").read_bytes()
+    assert rows[0]["output_sha256"] == _sha(out) and rows[0]["input_sha256"] == _sha(src)
+    report = json.loads((ref / "report.json").read_text())
+    assert rows[0]["faces"]["restored"] == report["counts"]["faces_restored"] > 0
+    assert rows[0]["faces"]["found"] == report["counts"]["faces_found"]
+    mtime = out.stat().st_mtime_ns
+
+    assert [r["status"] for r in _run_local(folder, [src], settings)] == ["skipped"]
+    assert out.stat().st_mtime_ns == mtime
+    # other settings, other input bytes, or a damaged output: done again
+    assert [r["status"] for r in _run_local(folder, [src], _settings(upscale=1, min_face=12.0))] == ["ok"]
+    out.write_bytes(b"damaged")
+    assert [r["status"] for r in _run_local(folder, [src], _settings(upscale=1, min_face=12.0))] == ["ok"]
+    assert out.read_bytes() != b"damaged"
+    assert folder.compact() == 1
+    assert len(folder.manifest.read_text().splitlines()) == 1
+
+
+def test_failures_are_recorded_per_photo_and_the_rest_finish(tmp_path: Path) -> None:
+    d = tmp_path / "in"
+    d.mkdir()
+    good = _small_photo(d / "good.jpg")
+    (d / "corrupt.jpg").write_bytes(b"\xff\xd8\xff\xe0" + bytes(range(256)) * 4)
+    (d / "empty.png").write_bytes(b"")
+    (d / "blank.png").write_bytes(
+        __import__("facesr.io").io.encode_image(np.full((64, 64, 3), 128, np.uint8))
+    )
+    (d / "notes.gif").write_bytes(b"GIF89a")
+    folder = OutputFolder(tmp_path / "out")
+    folder.prepare()
+    inputs = [good, d / "corrupt.jpg", d / "empty.png", d / "blank.png", d / "notes.gif", d / "missing.jpg"]
+    rows = {Path(r["input"]).name: r for r in _run_local(folder, inputs, _settings(upscale=1))}
+    assert rows["good.jpg"]["status"] == "ok"
+    # like facesr restore, a readable photo without a face is written (enlarged) and counted
+    assert rows["blank.png"]["status"] == "ok" and rows["blank.png"]["faces"]["found"] == 0
+    for name, why in (
+        ("corrupt.jpg", "corrupt.jpg"),
+        ("empty.png", "empty file (0 bytes)"),
+        ("notes.gif", "unsupported file type '.gif'"),
+        ("missing.jpg", "missing.jpg: no such file"),
+    ):
+        assert rows[name]["status"] == "failed" and why in rows[name]["reason"], rows[name]
+        assert "\n" not in rows[name]["reason"] and "<bytes>" not in rows[name]["reason"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        ".facesr-batch",
+        "blank.png",
+        "good.png",
+        "manifest.jsonl",
+    ]
+
+
+def test_a_journal_cut_mid_line_is_repaired_and_compaction_keeps_the_last_row(tmp_path: Path) -> None:
+    folder = OutputFolder(tmp_path / "out")
+    folder.prepare()
+    folder.append(
+        [json.dumps({"input": "a", "status": "failed"}), json.dumps({"input": "b", "status": "ok"})]
+    )
+    folder.append([json.dumps({"input": "a", "status": "ok"})])
+    with open(folder.manifest, "a") as fh:
+        fh.write('{"input": "c", "sta')  # a kill during the append
+    folder.prepare()
+    done = folder.read_done()
+    assert done.loc["a", "status"] == "ok" and "c" not in done.index
+    assert folder.compact() == 2
+    rows = [json.loads(line) for line in folder.manifest.read_text().splitlines()]
+    assert sorted((r["input"], r["status"]) for r in rows) == [("a", "ok"), ("b", "ok")]
+
+
+# ---- settings hash and the command -----------------------------------------------------------
+
+
+def test_every_restore_option_that_shapes_the_output_is_in_the_settings_hash() -> None:
+    from facesr.commands.batch import restore_batch_cmd
+    from facesr.commands.restore import restore_cmd
+
+    # Options of `facesr restore` that only add extra files or name the output folder.
+    not_output_shaping = {"inputs", "output", "save_faces", "compare", "overwrite"}
+    restore_opts = {p.name for p in restore_cmd.params} - not_output_shaping
+    fields = set(RestoreSettings.__dataclass_fields__)
+    batch_opts = {p.name for p in restore_batch_cmd.params}
+    assert restore_opts <= fields, f"add {sorted(restore_opts - fields)} to RestoreSettings and restore-batch"
+    assert restore_opts <= batch_opts, f"restore-batch lacks {sorted(restore_opts - batch_opts)}"
+    base = _settings()
+    for name in sorted(fields):
+        value = getattr(base, name)
+        changed = (
+            not value
+            if isinstance(value, bool)
+            else value + 1
+            if isinstance(value, (int, float))
+            else f"{value}-other"
+        )
+        assert RestoreSettings(**{**base.__dict__, name: changed}).sha256 != base.sha256, name
+
+
+def test_model_fingerprint_follows_the_weights(tmp_path: Path) -> None:
+    from facesr.errors import ModelError
+
+    assert model_fingerprint("bicubic") == "bicubic"
+    assert "jdsr-lite-x4=" in model_fingerprint("auto")
+    with pytest.raises(ModelError):
+        model_fingerprint("no-such-model")
+
+
+def test_without_ray_the_command_says_how_to_install_it(tmp_path: Path, monkeypatch, capsys) -> None:
+    monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` now raises ImportError
+    rc = main(["restore-batch", str(SAMPLE), "-o", str(tmp_path / "out")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2
+    assert err == [
+        'facesr: error: facesr restore-batch needs Ray; install it with: pip install "facesr[ray]"'
+    ]
+    assert not (tmp_path / "out").exists()
+
+
+def test_restore_needs_no_ray(tmp_path: Path, monkeypatch) -> None:
+    from facesr.io import write_image
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` now raises ImportError
+    photo = tmp_path / "blank.png"
+    write_image(photo, np.full((48, 48, 3), 128, np.uint8))
+    assert (
+        main(["restore", str(photo), "-o", str(tmp_path / "o"), "--model", "bicubic", "--upscale", "1"]) == 0
+    )
+    assert (tmp_path / "o" / "blank.png").is_file()
+
+
+def test_worker_count_leaves_cpus_for_reading() -> None:
+    from facesr.batch.pipeline import plan_shape
+    from facesr.errors import FacesrError
+
+    kw = dict(cpus_per_worker=1.0, gpus_per_worker=None, photos_per_call=4)
+    assert plan_shape({"CPU": 4.0}, "cpu", workers=None, **kw).workers == 3
+    assert plan_shape({"CPU": 64.0, "GPU": 8.0}, "cuda", workers=None, **kw).workers == 8
+    with pytest.raises(FacesrError, match="leave less than"):
+        plan_shape({"CPU": 2.0}, "cpu", workers=2, **kw)
