@@ -54,6 +54,37 @@ def _scores_table(result_files: list[Path]) -> tuple[str, dict[str, dict[str, fl
     return "\n".join(lines), compact
 
 
+GENERAL_SR_ORIGIN = (
+    "\n## Origin of the starting weights and licences\n\n"
+    "* The SR module started from RLFN_Prune x4 general-SR weights trained on natural images (DIV2K + LSDIR,\n"
+    "  bicubic x4) from the NTIRE 2024 Efficient SR challenge repository (Amazingren/NTIRE2024_ESR @\n"
+    "  6404fa48dde4a4adbf241a51debdc661aef20449, `model_zoo/team00_rlfn.pth`; MIT, copyright 2024 BinRen; RLFN\n"
+    "  code copyright 2022 ByteDance), as `../shared/pretrained/rlfn_prune_x4_div2k.safetensors`. DIV2K and\n"
+    "  LSDIR are research data sets.\n"
+    "* Fine-tuned by facesr on UTKFace (non-commercial research only) with MaskTheFace masks; so this model\n"
+    "  is for non-commercial research use. Identity/perceptual terms use the dlib face-recognition ResNet\n"
+    "  (face-api.js port, MIT; see LICENSES.md).\n"
+)
+
+
+def _totals_section(meta: dict[str, str]) -> str:
+    """Accumulated training (``facesr.totals``, summed over warm-started runs) and, for models that started
+    from general-SR weights, where those came from and under which terms."""
+    out = ""
+    totals = json.loads(meta.get("facesr.totals", "{}") or "{}")
+    if totals:
+        out += (
+            "\n## Training behind these weights (all runs, accumulated through model.init_from)\n\n"
+            f"* Runs: {int(totals.get('runs', 1))}; steps: {int(totals.get('steps', 0)):,}; faces seen: "
+            f"{int(totals.get('faces_seen', 0)):,}.\n"
+            f"* CPU-hours: {totals.get('cpu_hours', 0):.2f} (wall-clock hours x torch threads); GPU-hours: "
+            f"{totals.get('gpu_hours', 0):.2f}.\n"
+        )
+    if meta.get("facesr.arch", "").startswith("jdsr_fast"):
+        out += GENERAL_SR_ORIGIN
+    return out
+
+
 def _shipped_scores(name: str) -> dict[str, dict[str, float]]:
     entries = json.loads(zoo.ZOO_FILE.read_text(encoding="utf-8"))["models"]
     return next((e.get("scores", {}) for e in entries if e["name"] == name), {})
@@ -139,6 +170,7 @@ def main() -> None:
         f"  `python scripts/ship_model.py {args.run_dir.as_posix()} --name {args.name} --task {args.task}`.\n"
         f"* Loss curve: `{args.name}.loss.png`; training log: `{args.name}.log.jsonl` (next to this card).\n"
     )
+    card += _totals_section(meta)
     if args.note:
         card += f"\n## How this training run differs from the paper recipe\n\n{args.note}\n"
     if args.results:
