@@ -11,7 +11,7 @@ case "${1:-}" in
   ablations)
     out=workspace/results/ablations
     mkdir -p "$out"
-    for run in abl_fast_x4_pixel abl_fast_x4_scratch abl_fast_x4_ppi abl_fast_x4_adv abl_fast_x4_mask1 abl_lite_x4_pixel; do
+    for run in abl_fast_x4_pixel abl_fast_x4_scratch abl_fast_x4_ppi abl_fast_x4_adv abl_fast_x4_mask1 abl_lite_x4_pixel abl_fast_x4_sronly; do
       while [ ! -f "$RUNS/$run/weights.safetensors" ]; do sleep 30; done
       for input in masked clean; do
         [ -f "$out/$run.$input.done" ] && continue

@@ -22,6 +22,7 @@ ABLATIONS = [
     ("abl_fast_x4_ppi", "jdsr-fast, + face perceptual + identity (shipped objective)"),
     ("abl_fast_x4_adv", "jdsr-fast, + perceptual + identity + adversarial"),
     ("abl_fast_x4_mask1", "jdsr-fast, shipped objective, mask_prob 1.0 (paper) instead of 0.5"),
+    ("abl_fast_x4_sronly", "SR-only: the same SR module fed the masked LR, no denoiser (shipped objective)"),
 ]
 PLOT = ["abl_lite_x4_pixel", "abl_fast_x4_scratch", "abl_fast_x4_pixel"]
 

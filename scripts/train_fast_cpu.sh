@@ -31,6 +31,8 @@ case "${1:-}" in
     facesr train configs/jdsr_fast_x4.yaml "${common[@]}" run.name=abl_fast_x4_mask1 data.mask_prob=1.0
     facesr train configs/jdsr_lite_x4_cpu.yaml "${common[@]}" run.name=abl_lite_x4_pixel \
       data.mask_prob=0.5 data.val_faces=200
+    # the paper's comparison for the fast model: the same SR module fed the masked LR directly
+    facesr train configs/jdsr_fast_x4.yaml "${common[@]}" run.name=abl_fast_x4_sronly recipe.name=sr_only
     facesr train configs/jdsr_fast_x2.yaml run.progress=false run.max_minutes="${FACESR_X2_MINUTES:-30}"
     ;;
   *)
