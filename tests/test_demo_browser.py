@@ -2,7 +2,10 @@
 
 Starts ``facesr demo`` on a free localhost port in a subprocess, uploads a real photo through the
 page's file input, presses Restore, waits for the result, checks that the output image is shown,
-decodes and differs from the input, and saves a screenshot to ``docs/img/demo.png``.
+decodes, is the input enlarged by the restore's ``upscale`` and differs from it, that the per-face
+table is filled, and saves a screenshot (to a temporary folder; ``FACESR_UPDATE_SCREENSHOT=1``
+writes ``docs/img/demo.png``, so that a test run leaves tracked files alone). A second test clicks a
+bundled example photo instead of uploading. The server must not advise ``share=True``.
 
 Needs: ``pip install 'facesr[demo]' playwright`` and ``apt-get install -y chromium``
 (Playwright never downloads its own browser here; ``/usr/bin/chromium`` is used). Skips with the
@@ -38,7 +41,7 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-SCREENSHOT = REPO / "docs" / "img" / "demo.png"
+DOCS_SCREENSHOT = REPO / "docs" / "img" / "demo.png"
 MAX_UPLOAD_MB = 5
 
 pytestmark = [pytest.mark.slow]
@@ -128,6 +131,7 @@ def demo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             proc.wait()
         text = log.read_text(errors="replace")
         assert "Traceback" not in text, text[-3000:]
+        assert "share=True" not in text, text[-3000:]  # facesr offers --share never only
 
 
 def _image_at(page, src: str) -> np.ndarray:  # type: ignore[no-untyped-def]
@@ -136,7 +140,11 @@ def _image_at(page, src: str) -> np.ndarray:  # type: ignore[no-untyped-def]
     return np.asarray(Image.open(io.BytesIO(resp.body())).convert("RGB"))
 
 
-def test_upload_restore_download(demo_server: str, request: pytest.FixtureRequest) -> None:
+def _screenshot_path(tmp_path: Path) -> Path:
+    return DOCS_SCREENSHOT if os.environ.get("FACESR_UPDATE_SCREENSHOT") == "1" else tmp_path / "demo.png"
+
+
+def test_upload_restore_download(demo_server: str, request: pytest.FixtureRequest, tmp_path: Path) -> None:
     from playwright.sync_api import sync_playwright
 
     shared = request.getfixturevalue("shared_data") if (REPO.parent / "shared" / "data").is_dir() else None
@@ -160,12 +168,39 @@ def test_upload_restore_download(demo_server: str, request: pytest.FixtureReques
             after = _image_at(page, after_src)
             original = np.asarray(Image.open(photo).convert("RGB"))
             assert before.shape == original.shape
-            assert after.shape == before.shape
-            assert np.abs(after.astype(np.int16) - before.astype(np.int16)).max() > 0, "output equals input"
+            h, w = before.shape[:2]
+            k = after.shape[0] // h  # the restore's upscale (the status line says which)
+            assert k >= 1 and after.shape == (h * k, w * k, 3)
+            assert f"(x{k})" in page.locator("#status").inner_text() or k == 1
+            small = np.asarray(Image.fromarray(after).resize((w, h), Image.Resampling.BOX))
+            assert np.abs(small.astype(np.int16) - before.astype(np.int16)).max() > 0, "output equals input"
+            # the per-face table: one row per detected face, with its status
+            table = page.locator("#report").inner_text()
+            assert "restored" in table and "status" in table
             # The result is offered for download.
             page.locator('#download a[download$="-restored.png"]').wait_for(timeout=30_000)
-            SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
-            page.screenshot(path=str(SCREENSHOT), full_page=True)
+            shot = _screenshot_path(tmp_path)
+            shot.parent.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(shot), full_page=True)
+        finally:
+            browser.close()
+
+
+def test_clicking_an_example_photo_restores_it(demo_server: str) -> None:
+    """The bundled samples are listed as examples; one click fills the upload, Restore restores it."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 1000})
+            page.goto(demo_server, wait_until="domcontentloaded")
+            examples = page.locator("#examples")
+            examples.get_by_text("rwmfd_0002_0078").first.click()
+            page.locator('#upload [aria-label="rwmfd_0002_0078.jpg"]').wait_for(timeout=60_000)
+            page.locator("#run").click()
+            page.locator("#status").get_by_text("rwmfd_0002_0078.jpg").wait_for(timeout=240_000)
+            assert "face(s) found" in page.locator("#status").inner_text()
         finally:
             browser.close()
 

@@ -104,7 +104,6 @@ def demo_cmd(
         concurrency=concurrency,
         queue_size=queue_size,
     )
-    click.echo(f"facesr demo: http://{host}:{port} (Ctrl+C to stop)", err=True)
     launch(host=host, port=port, device=device, limits=limits, default_model=default_model or AUTO)
 
 

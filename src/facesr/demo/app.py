@@ -14,6 +14,13 @@ Why it is built this way:
 * **Models are loaded once** and shared between requests (one lock per load, none per call).
 * **Results are written atomically** into a private folder that is pruned by age, so a
   long-running demo does not fill the disk.
+* **One list of accepted files**: the upload takes exactly :data:`facesr.io.IMAGE_EXTENSIONS`,
+  the list ``facesr restore`` takes, and the page names them from that list.
+* **What the restore result exposes is shown**: the photo at its output size (``upscale`` times
+  the input), a per-face table (status, model, mask, reason: :func:`face_report`) and the face
+  crops; the bundled sample photos are offered as examples to click.
+* **No public link**: Gradio is launched quiet, so it does not advise ``share=True``, which
+  facesr never offers (``--share never``); facesr prints the local address itself.
 """
 
 from __future__ import annotations
@@ -35,6 +42,15 @@ from facesr.errors import FacesrError
 
 #: The dropdown entry that lets the restore pipeline choose the model per face.
 AUTO = "auto (by face size)"
+
+#: The bundled sample photos (package data), offered as clickable examples in the page.
+SAMPLES_DIR = Path(__file__).resolve().parents[1] / "samples"
+#: Display height of the Before / After images (px); the page's CSS scales small photos up to it.
+IMAGE_HEIGHT = 520
+#: Make small photos fill their pane (a 256 px sample would otherwise sit small in the middle).
+CSS = "#before img, #after img { width: 100%; height: 100%; object-fit: contain; }"
+#: Columns of the per-face table (:func:`face_report`).
+REPORT_HEADERS = ["face", "status", "box x, y, w, h (px)", "face px", "model", "mask", "reason"]
 
 #: Attribute names a per-face result may use for the face before / after restoring. The restore
 #: pipeline owns that class; reading it by duck typing keeps the demo decoupled from its layout.
@@ -118,7 +134,8 @@ def _pick(obj: Any, keys: Sequence[str]) -> Any:
 def face_gallery(faces: Sequence[Any]) -> list[tuple[np.ndarray, str]]:
     """Gallery items: for each face, its crop before and after restoring (with captions)."""
     items: list[tuple[np.ndarray, str]] = []
-    for i, face in enumerate(faces, start=1):
+    for k, face in enumerate(faces, start=1):
+        i = _face_number(face, k)  # the same number as in the per-face table
         before = _as_uint8_rgb(_pick(face, _BEFORE_KEYS))
         after = _as_uint8_rgb(_pick(face, _AFTER_KEYS))
         model = _pick(face, ("model", "model_name"))
@@ -130,14 +147,71 @@ def face_gallery(faces: Sequence[Any]) -> list[tuple[np.ndarray, str]]:
     return items
 
 
+def _face_number(face: Any, default: int) -> int:
+    """1-based number of a face in detection order (its ``face.index`` + 1), as in report.json."""
+    index = getattr(getattr(face, "face", face), "index", None)
+    return int(index) + 1 if isinstance(index, int) else default
+
+
+def sample_photos() -> list[Path]:
+    """The bundled sample photos (empty when the package was installed without them)."""
+    from facesr.io import IMAGE_EXTENSIONS
+
+    if not SAMPLES_DIR.is_dir():
+        return []
+    return sorted(p for p in SAMPLES_DIR.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
+
+
+def _face_json(face: Any) -> dict[str, Any]:
+    """A per-face result as the report's JSON (``to_json``), else from its attributes."""
+    if hasattr(face, "to_json"):
+        return dict(face.to_json())
+    inner = getattr(face, "face", face)
+    return {
+        "index": getattr(inner, "index", None),
+        "box": list(getattr(inner, "box", []) or []),
+        "status": getattr(face, "status", ""),
+        "reason": getattr(face, "reason", ""),
+        "model": getattr(face, "model", ""),
+        "mask": getattr(face, "mask", None),
+    }
+
+
+def face_report(faces: Sequence[Any]) -> list[list[Any]]:
+    """One table row per detected face (restored, kept or skipped), columns :data:`REPORT_HEADERS`."""
+    rows = []
+    for i, face in enumerate(faces, start=1):
+        j = _face_json(face)
+        box = [float(v) for v in j.get("box") or []]
+        where = (
+            f"{box[0]:.0f}, {box[1]:.0f}, {box[2] - box[0]:.0f}, {box[3] - box[1]:.0f}"
+            if len(box) == 4
+            else ""
+        )
+        native = j.get("native_px")
+        mask = j.get("mask")
+        rows.append(
+            [
+                _face_number(face, i),
+                str(j.get("status", "")),
+                where,
+                f"{native:.0f}" if isinstance(native, (int, float)) and native else "",
+                str(j.get("model") or ""),
+                "" if mask is None else ("yes" if mask else "no"),
+                str(j.get("reason") or ""),
+            ]
+        )
+    return rows
+
+
 def run_restore(
     path: str | None, model_name: str, state: DemoState, limits: DemoLimits
-) -> tuple[np.ndarray, np.ndarray, list[tuple[np.ndarray, str]], str, str]:
+) -> tuple[np.ndarray, np.ndarray, list[tuple[np.ndarray, str]], str, str, list[list[Any]]]:
     """Restore one uploaded photo; raise FacesrError with a one-line reason for bad input.
 
-    Returns (before, after, face gallery, path of the result PNG, status line).
+    Returns (before, after, face gallery, path of the result PNG, status line, per-face table).
     """
-    from facesr.io import read_image, write_image
+    from facesr.io import IMAGE_EXTENSIONS, read_image, write_image
     from facesr.restoration.api import restore
 
     if not path:
@@ -155,6 +229,11 @@ def run_restore(
             f"{limits.max_upload_bytes / (1 << 20):.0f} MB"
         )
     name = Path(path).name
+    suffix = Path(name).suffix.lower()
+    if suffix not in IMAGE_EXTENSIONS:  # the same files `facesr restore` takes, and no others
+        raise FacesrError(
+            f"{name}: unsupported file type {suffix or '(none)'!r}; use {', '.join(IMAGE_EXTENSIONS)}"
+        )
     try:
         image = read_image(path, max_pixels=limits.max_pixels)
     except FacesrError as exc:
@@ -171,15 +250,20 @@ def run_restore(
     state.prune(limits.keep_results_s)
     out = state.out_dir / uuid.uuid4().hex / f"{Path(name).stem[:60] or 'photo'}-restored.png"
     write_image(out, after)
+    size = f"{image.shape[1]}x{image.shape[0]} px"
+    if after.shape[:2] != image.shape[:2]:
+        size += f" -> {after.shape[1]}x{after.shape[0]} px (x{getattr(result, 'upscale', '?')})"
     status = (
-        f"{name}: {image.shape[1]}x{image.shape[0]} px, {len(faces)} face(s) found, "
+        f"{name}: {size}, {len(faces)} face(s) found, "
         f"{len(restored)} face(s) restored in {elapsed:.2f} s ({model_name})."
     )
     if not restored:
-        status += " No face could be restored, so the output equals the input."
-    for warning in getattr(result, "warnings", []) or []:
-        status += f"\n\nNote: {warning}"
-    return image, after, face_gallery(restored), str(out), status
+        status += " No face could be restored, so the output is the input" + (
+            ", enlarged." if after.shape[:2] != image.shape[:2] else "."
+        )
+    for note in [*(getattr(result, "notes", []) or []), *(getattr(result, "warnings", []) or [])]:
+        status += f"\n\nNote: {note}"
+    return image, after, face_gallery(restored), str(out), status, face_report(faces)
 
 
 def build_app(*, device: str = "cpu", limits: DemoLimits | None = None, default_model: str = AUTO) -> Any:
@@ -199,31 +283,61 @@ def build_app(*, device: str = "cpu", limits: DemoLimits | None = None, default_
         except FacesrError as exc:
             raise gr.Error(str(exc), print_exception=False) from None
 
+    from facesr.io import IMAGE_EXTENSIONS
+
     mb = limits.max_upload_bytes / (1 << 20)
     with gr.Blocks(title="facesr demo", analytics_enabled=False, delete_cache=(3600, 3600)) as app:
         gr.Markdown(
             "# facesr: restore small faces\n"
-            f"Upload a photo (JPEG, PNG or WebP, up to {mb:.0f} MB and {limits.max_pixels / 1e6:.0f} "
-            "megapixels). Every face found is restored and pasted back. Processing happens on this "
+            f"Upload a photo ({', '.join(IMAGE_EXTENSIONS)}; up to {mb:.0f} MB and "
+            f"{limits.max_pixels / 1e6:.0f} megapixels) or click an example, then press Restore. Every "
+            "face found is restored and pasted back into the enlarged photo. Processing happens on this "
             "machine; nothing is sent anywhere else."
         )
         with gr.Row():
-            upload = gr.File(label="Photo", file_types=["image"], type="filepath", elem_id="upload")
+            with gr.Column():
+                upload = gr.File(
+                    label="Photo", file_types=list(IMAGE_EXTENSIONS), type="filepath", elem_id="upload"
+                )
+                samples = sample_photos()
+                if samples:
+                    gr.Examples(
+                        examples=[[str(p)] for p in samples],
+                        inputs=[upload],
+                        label="Example photos (bundled crowd shots with masked faces)",
+                        example_labels=[p.stem for p in samples],
+                        elem_id="examples",
+                    )
             with gr.Column():
                 model = gr.Dropdown(choices=choices, value=default_model, label="Model", elem_id="model")
                 run = gr.Button("Restore", variant="primary", elem_id="run")
                 status = gr.Markdown(elem_id="status")
-        with gr.Row():
-            before = gr.Image(label="Before", format="png", interactive=False, elem_id="before")
-            after = gr.Image(label="After", format="png", interactive=False, elem_id="after")
+        with gr.Row(equal_height=True):
+            before = gr.Image(
+                label="Before", format="png", interactive=False, height=IMAGE_HEIGHT, elem_id="before"
+            )
+            after = gr.Image(
+                label="After", format="png", interactive=False, height=IMAGE_HEIGHT, elem_id="after"
+            )
+        report = gr.Dataframe(
+            headers=REPORT_HEADERS,
+            label="Faces found (one row per face; the restored ones are shown below)",
+            interactive=False,
+            wrap=True,
+            elem_id="report",
+        )
         faces = gr.Gallery(
-            label="Faces (before / after)", columns=8, height=240, object_fit="contain", elem_id="faces"
+            label="Restored faces (before / after, numbered as in the table)",
+            columns=8,
+            height=240,
+            object_fit="contain",
+            elem_id="faces",
         )
         download = gr.File(label="Download the result", interactive=False, elem_id="download")
         run.click(
             handler,
             inputs=[upload, model],
-            outputs=[before, after, faces, download, status],
+            outputs=[before, after, faces, download, status, report],
             api_name="restore",
             concurrency_limit=limits.concurrency,
         )
@@ -245,9 +359,11 @@ def launch(
 
     Uploads go to a private temporary folder (``GRADIO_TEMP_DIR``) and results to another; both are
     removed when the server stops, on Ctrl+C (SIGINT) and on SIGTERM alike: SIGTERM is turned into
-    the same KeyboardInterrupt that Gradio's serving loop already handles.
+    the same KeyboardInterrupt that Gradio's serving loop already handles. Unless ``quiet``, one
+    line on stderr says where the page is (Gradio's own start-up lines are silenced).
     """
     import signal
+    import sys
     import threading
 
     limits = limits or DemoLimits()
@@ -262,15 +378,23 @@ def launch(
             raise KeyboardInterrupt
 
         previous = signal.signal(signal.SIGTERM, _stop)
+    if not quiet:
+        print(
+            f"facesr demo: http://{host}:{port} (no public link: --share never; Ctrl+C to stop)",
+            file=sys.stderr,
+            flush=True,
+        )
     try:
         app.launch(
             server_name=host,
             server_port=port,
             share=False,
             max_file_size=limits.max_upload_bytes,
-            allowed_paths=[str(app.facesr_state.out_dir)],
+            # the results, and the bundled samples that the examples show (package data, read-only)
+            allowed_paths=[str(app.facesr_state.out_dir), str(SAMPLES_DIR)],
             show_error=True,
-            quiet=quiet,
+            quiet=True,  # Gradio's own lines advise share=True, which facesr never offers
+            css=CSS,
             footer_links=["api"],
             ssr_mode=False,
             mcp_server=False,
