@@ -95,7 +95,10 @@ def build_markdown(docs: list[dict[str, Any]], grids: dict[str, str]) -> str:
         b for b in by_bench if b not in TITLES and b not in CR_BENCHMARKS
     )
     if not names and not any(b in by_bench for b in CR_BENCHMARKS):
-        out += ["No result files yet: run `facesr eval --model bicubic --benchmark utk-mask-x4`.", ""]
+        out += [
+            "No result files yet: run `facesr eval --model bicubic --benchmark utk-mask-x4 --out results`.",
+            "",
+        ]
     for bench in names:
         group = by_bench[bench]
         scale = int(group[0]["protocol"]["scale"])
