@@ -61,6 +61,16 @@ def main() -> None:
     parser.add_argument("--data", default=None)
     parser.add_argument("--engines", default="torch,ort", help="comma-separated: torch, ort")
     parser.add_argument("--json-out", default=None, help="also write the JSON summary here")
+    parser.add_argument(
+        "--upscales",
+        default="1",
+        help="comma-separated --upscale values (1, 2, 4, 8); each config runs at each",
+    )
+    parser.add_argument(
+        "--auto",
+        action="store_true",
+        help="also time model=auto (facesr.restoration.api.DEFAULT_MODELS per face)",
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -69,6 +79,7 @@ def main() -> None:
     from facesr.zoo import save_weights
 
     engines = [e.strip() for e in args.engines.split(",") if e.strip()]
+    upscales = [int(u) for u in args.upscales.split(",") if u.strip()]
 
     photo = compose(data_root(args.data))
     with tempfile.TemporaryDirectory() as tmp:
@@ -93,35 +104,44 @@ def main() -> None:
             jdsr[s] = str(path)
         restore(photo, model="bicubic", device=args.device)  # warm-up: loads the detector
         results = {}
-        configs = [("bicubic", "bicubic", "torch")]
-        configs += [(f"jdsr-lite-x{s}/{e}", jdsr[s], e) for s in (4, 8) for e in engines]
-        for _label, model, engine in configs:
-            restore(photo, model=model, device=args.device, engine=engine)  # warm-up: loads the model
-        runs_by: dict[str, list] = {label: [] for label, _, _ in configs}
+        base_configs = [("bicubic", "bicubic", "torch")]
+        base_configs += [(f"jdsr-lite-x{s}/{e}", jdsr[s], e) for s in (4, 8) for e in engines]
+        base_configs += [(f"auto/{e}", None, e) for e in engines] if args.auto else []
+        configs = [
+            (label if u == 1 else f"{label}@x{u}", model, engine, u)
+            for u in upscales
+            for label, model, engine in base_configs
+        ]
+        for _label, model, engine, u in configs:
+            restore(photo, model=model, device=args.device, engine=engine, upscale=u)  # warm-up
+        runs_by: dict[str, list] = {c[0]: [] for c in configs}
         last = {}
         for _ in range(args.repeats):  # interleaved rounds: load changes hit every config alike
-            for label, model, engine in configs:
+            for label, model, engine, u in configs:
                 t = time.perf_counter()
-                res = restore(photo, model=model, device=args.device, engine=engine)
+                res = restore(photo, model=model, device=args.device, engine=engine, upscale=u)
                 runs_by[label].append((time.perf_counter() - t, res.timings))
                 last[label] = res
         results = {}
-        for label, _model, engine in configs:
+        for label, _model, engine, u in configs:
             runs, res = runs_by[label], last[label]
             total = statistics.median(r[0] for r in runs)
             det = statistics.median(r[1].get("detect", 0.0) for r in runs)
             rest = statistics.median(r[1].get("restore", 0.0) for r in runs)
             paste = statistics.median(r[1].get("paste", 0.0) for r in runs)
+            bg = statistics.median(r[1].get("background", 0.0) for r in runs)
             results[label] = {
                 "engine": engine,
+                "upscale": u,
                 "total_s": round(total, 3),
                 "detect_s": round(det, 3),
                 "model_s": round(rest, 3),
                 "paste_s": round(paste, 3),
+                "background_s": round(bg, 3),
                 "faces_found": len(res.faces),
                 "faces_restored": len(res.restored),
             }
-    base = results["bicubic"]["total_s"]
+    base = results[configs[0][0]]["total_s"]
     summary = json.dumps(
         {
             "command": "python " + " ".join(sys.argv),
@@ -147,8 +167,8 @@ def main() -> None:
     for label, r in results.items():
         print(
             f"{label:<18} total {r['total_s']:.2f} s (detect {r['detect_s']:.2f} s, model {r['model_s']:.2f} s, "
-            f"paste {r['paste_s']:.2f} s), "
-            f"{r['faces_restored']}/{r['faces_found']} faces restored, {r['total_s'] / base:.2f}x bicubic",
+            f"paste {r['paste_s']:.2f} s, background {r['background_s']:.2f} s), "
+            f"{r['faces_restored']}/{r['faces_found']} faces restored, {r['total_s'] / base:.2f}x {configs[0][0]}",
             file=sys.stdout,
         )
 

@@ -50,6 +50,7 @@ def main() -> None:
     parser.add_argument("--per-class", type=int, default=150)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--json-out", type=Path, default=None)
+    parser.add_argument("--cache", type=Path, default=None, help="reuse / write the aligned crops (.npz)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -65,19 +66,45 @@ def main() -> None:
     if model is None:
         sys.exit("no installed default model has a noise map (see facesr.restoration.api.DEFAULT_MODELS)")
     root = data_root()
-    rows = []
-    for label, folder in ((1, "rwmfd"), (0, "web_unmasked")):
-        files = sorted((root / folder).rglob("*.jpg"))
-        step = max(1, len(files) // args.per_class)
-        for f in files[::step][: args.per_class]:
-            img = read_image(f)
-            faces = [x for x in detect_faces(img, det) if x.status == "ok"]
-            if not faces:
-                continue
-            face = max(faces, key=lambda x: x.score)
-            lr = align_face(to_tensor(img), face.landmarks, model.lr_size)
-            score = float(mask.mask_scores(mask.noise_map(model, lr))[0])
-            rows.append({"file": str(f.relative_to(root)), "label": label, "score": score})
+    if args.cache and args.cache.is_file():
+        z = np.load(args.cache, allow_pickle=False)
+        crops, labels, names = z["crops"], z["labels"], list(z["names"])
+    else:
+        crops_l, labels_l, names = [], [], []
+        for label, folder in ((1, "rwmfd"), (0, "web_unmasked")):
+            files = sorted((root / folder).rglob("*.jpg"))
+            step = max(1, len(files) // args.per_class)
+            for f in files[::step][: args.per_class]:
+                img = read_image(f)
+                faces = [x for x in detect_faces(img, det) if x.status == "ok"]
+                if not faces:
+                    continue
+                face = max(faces, key=lambda x: x.score)
+                crops_l.append(align_face(to_tensor(img), face.landmarks, model.lr_size)[0].numpy())
+                labels_l.append(label)
+                names.append(str(f.relative_to(root)))
+        crops, labels = np.stack(crops_l), np.array(labels_l)
+        if args.cache:
+            np.savez_compressed(args.cache, crops=crops, labels=labels, names=np.array(names))
+    lr = torch.from_numpy(crops)
+    with torch.inference_mode():
+        nm = mask.noise_map(model, lr)
+        denoised = model.net.denoiser(lr)[1].float()
+    (ly0, ly1, lx0, lx1), (uy0, uy1, ux0, ux1) = mask._boxes(lr.shape[-1])
+    change = (denoised - lr).pow(2).mean(1)
+    e = nm.pow(2).mean(1)
+    variants = {
+        "noise_lower_over_upper (used)": mask.mask_scores(nm),
+        "noise_lower": e[:, ly0:ly1, lx0:lx1].mean((1, 2)),
+        "denoiser_change_lower": change[:, ly0:ly1, lx0:lx1].mean((1, 2)),
+        "denoiser_change_lower_over_upper": change[:, ly0:ly1, lx0:lx1].mean((1, 2))
+        / change[:, uy0:uy1, ux0:ux1].mean((1, 2)).clamp(min=1e-6),
+    }
+    variant_auc = {k: round(auc(v.numpy(), labels), 4) for k, v in variants.items()}
+    rows = [
+        {"file": n, "label": int(lab), "score": float(s)}
+        for n, lab, s in zip(names, labels, variants["noise_lower_over_upper (used)"], strict=True)
+    ]
     scores = np.array([r["score"] for r in rows])
     labels = np.array([r["label"] for r in rows])
     even, odd = np.arange(len(rows)) % 2 == 0, np.arange(len(rows)) % 2 == 1
@@ -86,6 +113,7 @@ def main() -> None:
         "model": model.name,
         "faces": {"masked": int(labels.sum()), "unmasked": int((1 - labels).sum())},
         "auc": round(auc(scores, labels), 4),
+        "auc_by_variant": variant_auc,
         "threshold": mask.THRESHOLD,
         "balanced_accuracy_at_threshold": round(balanced_accuracy(scores, labels, mask.THRESHOLD), 4),
         "best_threshold_on_even_half": round(t_half, 4),
