@@ -112,7 +112,7 @@ def test_cli_build_with_nothing_prepared_names_the_first_command(
     args = ["--prepared", str(tmp_path / "none"), "--out", str(tmp_path / "bench"), "--data", str(tmp_path)]
     assert main(["benchmarks", "build", *args]) == 2
     err = capsys.readouterr().err.strip()
-    assert err.startswith("facesr: error: no prepared set under") and len(err.splitlines()) == 1
+    assert err.startswith("facesr: error: no complete prepared set under") and len(err.splitlines()) == 1
     assert "`facesr prepare utkface`" in err and err.endswith("then `facesr benchmarks build`")
     assert not (tmp_path / "bench").exists()
 

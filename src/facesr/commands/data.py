@@ -132,7 +132,7 @@ def benchmarks_build(only: str | None, prepared: str | None, data: str | None, o
     todo = [n for n in names if n not in skipped]
     if not todo:
         raise DataError(
-            f"no prepared set under {str(prep_root)!r} yet; run `facesr prepare utkface` "
+            f"no complete prepared set under {str(prep_root)!r} yet; run `facesr prepare utkface` "
             "(UTK-Mask x4/x8, a few minutes) and/or `facesr prepare celeba10k --all-test` (CelebA-10k), "
             "then `facesr benchmarks build`"
         )
