@@ -10,6 +10,12 @@ with :func:`register_arch`. Named models are listed in ``weights/zoo.json`` with
 sha256 and model card; a missing file or a wrong hash is a :class:`~facesr.errors.ModelError`
 that says what to do. Nothing is ever downloaded here and nothing is unpickled.
 
+A model carries its input and output size (``facesr.lr_size``, ``facesr.hr_size``, written by
+:func:`save_weights`; :attr:`Restorer.lr_size`, :attr:`Restorer.hr_size`), so nothing derives a model's
+input from its scale. Files written before these keys existed fall back to the sizes their other
+metadata implies (:func:`model_sizes`): the CR files' ``facesr.hr_native // facesr.learned_scale``
+(16), else ``128 // facesr.scale``, and an output of 128; so every shipped file loads unchanged.
+
 A weights file is content, not code, and is checked before it runs (issue 17): the metadata's size,
 nesting and numbers are bounded, ``facesr.scale`` must be one of :data:`SCALES`, the architecture
 is first built on PyTorch's ``meta`` device (no memory) and its tensor names and shapes must match
@@ -25,7 +31,9 @@ from __future__ import annotations
 import importlib
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +50,8 @@ ZOO_FILE = WEIGHTS_DIR / "zoo.json"
 #: Up-scaling factors a weights file may declare (``facesr.scale``): the 128 px output frame
 #: divided by the model's input frame.
 SCALES = (2, 4, 8)
+#: The largest input or output side a weights file may declare (``facesr.lr_size``, ``facesr.hr_size``).
+MAX_SIDE = 1024
 #: Bounds on the metadata of a weights file: JSON size of ``facesr.args``, its nesting depth, list
 #: lengths and numbers (a width of 10**9 would try to allocate terabytes before any check).
 MAX_ARGS_BYTES = 64 * 1024
@@ -84,6 +94,8 @@ class Restorer(nn.Module):
 
     ``output_key`` picks the final image when the network returns a dict of intermediates
     (the JDSR generator returns the noise map, denoised LR, coarse image, priors and SR).
+    ``lr_size`` / ``hr_size`` are the sides of the aligned face it takes and gives (default
+    ``128 // scale`` and 128); ``scale`` is their ratio, kept for names and listings only.
     """
 
     def __init__(
@@ -94,6 +106,8 @@ class Restorer(nn.Module):
         scale: int,
         output_key: str | None = None,
         meta: dict[str, str] | None = None,
+        lr_size: int | None = None,
+        hr_size: int | None = None,
     ) -> None:
         super().__init__()
         self.net = net
@@ -101,10 +115,8 @@ class Restorer(nn.Module):
         self.scale = int(scale)
         self.output_key = output_key
         self.meta = dict(meta or {})
-
-    @property
-    def lr_size(self) -> int:
-        return HR_SIZE // self.scale
+        self.hr_size = int(hr_size or HR_SIZE)
+        self.lr_size = int(lr_size or self.hr_size // self.scale)
 
     def forward(self, lr: torch.Tensor) -> torch.Tensor:
         out = self.net(lr)
@@ -138,17 +150,63 @@ class ZooEntry:
     card: str = ""
     description: str = ""
     scores: dict[str, Any] = field(default_factory=dict)
+    #: Input and output sides as ``zoo.json`` states them (its ``lr_size`` / ``hr_size``); 0: not stated.
+    declared_lr_size: int = 0
+    declared_hr_size: int = 0
 
     @property
     def path(self) -> Path:
         return WEIGHTS_DIR / self.file
+
+    @cached_property
+    def sizes(self) -> tuple[int, int]:
+        """(input side, output side): as ``zoo.json`` states them, else as the weights file's header
+        says (:func:`model_sizes`; reading it loads no tensors), else ``128 // scale`` and 128."""
+        if self.declared_lr_size and self.declared_hr_size:
+            return self.declared_lr_size, self.declared_hr_size
+        meta: dict[str, str] = {}
+        if self.file and self.path.is_file():
+            from safetensors import SafetensorError, safe_open
+
+            try:
+                with safe_open(str(self.path), framework="pt", device="cpu") as fh:
+                    meta = dict(fh.metadata() or {})
+            except (SafetensorError, OSError, ValueError):  # a broken file fails where it is loaded
+                meta = {}
+        try:
+            lr, hr = model_sizes(meta, self.scale, self.path)
+        except ModelError:  # likewise
+            lr, hr = HR_SIZE // self.scale, HR_SIZE
+        return self.declared_lr_size or lr, self.declared_hr_size or hr
+
+    @property
+    def lr_size(self) -> int:
+        """The side of the aligned face the model takes (``sizes[0]``)."""
+        return self.sizes[0]
+
+    @property
+    def hr_size(self) -> int:
+        """The side of the face it gives (``sizes[1]``)."""
+        return self.sizes[1]
 
 
 def _read_zoo() -> dict[str, ZooEntry]:
     if not ZOO_FILE.is_file():
         return {}
     raw = json.loads(ZOO_FILE.read_text(encoding="utf-8"))
-    return {item["name"]: ZooEntry(**item) for item in raw["models"]}
+    out = {}
+    for item in raw["models"]:
+        item = dict(item)
+        for key in ("lr_size", "hr_size"):
+            if key in item:
+                item[f"declared_{key}"] = int(item.pop(key))
+        out[item["name"]] = ZooEntry(**item)
+    return out
+
+
+def get_entry(name: str) -> ZooEntry | None:
+    """The named model's entry (the built-in bicubic baselines included), or None."""
+    return next((e for e in list_models() if e.name == name), None)
 
 
 def list_models() -> list[ZooEntry]:
@@ -226,6 +284,42 @@ def _parse_meta(meta: dict[str, str], path: Path) -> tuple[int, dict[str, Any]]:
     return file_scale, arch_args
 
 
+def model_sizes(meta: Mapping[str, str], scale: int | None, path: Path | str = "") -> tuple[int, int]:
+    """(input side, output side) of the model a weights file holds, from its metadata.
+
+    ``facesr.lr_size`` / ``facesr.hr_size`` when present (:func:`save_weights` writes them); for
+    files written before they existed: the output is 128 and the input is what the other metadata
+    implies -- a CR file's learned part takes ``facesr.hr_native // facesr.learned_scale`` (16 -> 64,
+    framed at 128), anything else ``128 // scale``. ``scale`` (the file's ``facesr.scale``, else the
+    one asked for, else 4) must be their ratio: a file that says otherwise is refused.
+    """
+    where = str(path) or "weights"
+    scale = int(scale or 4)
+
+    def side(key: str) -> int | None:
+        if key not in meta:
+            return None
+        try:
+            value = int(meta[key])
+        except (ValueError, TypeError):
+            raise ModelError(f"{where}: {key}={meta[key]!r} is not a whole number") from None
+        if not 1 <= value <= MAX_SIDE:
+            raise ModelError(f"{where}: {key}={value} is out of range (1..{MAX_SIDE})")
+        return value
+
+    hr = side("facesr.hr_size") or HR_SIZE
+    lr = side("facesr.lr_size")
+    if lr is None:
+        native, learned = side("facesr.hr_native"), side("facesr.learned_scale")
+        lr = native // learned if native and learned and native % learned == 0 else hr // scale
+    if lr * scale != hr:
+        raise ModelError(
+            f"{where}: input {lr} px x scale {scale} is not the output {hr} px "
+            "(facesr.lr_size, facesr.scale and facesr.hr_size disagree)"
+        )
+    return lr, hr
+
+
 def _shape_mismatch(own: dict[str, Any], shapes: dict[str, tuple[int, ...]]) -> str | None:
     """A one-line description of how the file's tensors differ from the architecture's, or None."""
     missing = [k for k in own if k not in shapes]
@@ -278,8 +372,14 @@ def save_weights(
     output_key: str | None = None,
     dtype: torch.dtype | None = torch.float16,
     extra: dict[str, str] | None = None,
+    lr_size: int | None = None,
+    hr_size: int | None = None,
 ) -> None:
-    """Write ``net``'s state dict as safetensors (atomically) with the metadata to rebuild it."""
+    """Write ``net``'s state dict as safetensors (atomically) with the metadata to rebuild it.
+
+    ``lr_size`` / ``hr_size`` (default ``128 // scale`` and 128) are the model's input and output
+    sides, written as ``facesr.lr_size`` / ``facesr.hr_size``; ``scale`` must be their ratio.
+    """
     from safetensors.torch import save_file
 
     from facesr.io import atomic_path
@@ -301,11 +401,23 @@ def save_weights(
         "facesr.output_key": output_key or "",
     }
     meta.update(extra or {})
+    hr = int(hr_size or HR_SIZE)
+    meta["facesr.hr_size"] = str(hr)
+    meta["facesr.lr_size"] = str(int(lr_size or hr // int(scale)))
+    model_sizes(meta, int(scale), path)  # refuse sizes that disagree with the scale before writing
     with atomic_path(path) as tmp:
         save_file(state, str(tmp), metadata=meta)
 
 
-def _load_file(path: Path, name: str, scale: int | None, device: str | torch.device) -> Restorer:
+def _load_file(
+    path: Path,
+    name: str,
+    scale: int | None,
+    device: str | torch.device,
+    declared: tuple[int, int] = (0, 0),
+) -> Restorer:
+    """Check and load one weights file; ``declared``: the zoo entry's (lr_size, hr_size), 0 = not stated
+    (used where the file states none; a file that states other sizes is refused)."""
     from safetensors import SafetensorError, safe_open
 
     try:
@@ -321,6 +433,13 @@ def _load_file(path: Path, name: str, scale: int | None, device: str | torch.dev
             file_scale, arch_args = _parse_meta(meta, path)
             if scale is not None and file_scale and scale != file_scale:
                 raise ModelError(f"{name}: model is x{file_scale}, but x{scale} was asked for")
+            sized = dict(meta)
+            for key, want in zip(("facesr.lr_size", "facesr.hr_size"), declared, strict=True):
+                if want and key in meta and meta[key] != str(want):
+                    raise ModelError(f"{path}: {key}={meta[key]} but its zoo entry {name!r} says {want}")
+                if want:
+                    sized[key] = str(want)
+            lr_size, hr_size = model_sizes(sized, file_scale or scale, path)
             arch = meta["facesr.arch"]
             try:  # on the meta device first: no memory, so huge or wrong arguments cost nothing
                 with torch.device("meta"):
@@ -335,7 +454,6 @@ def _load_file(path: Path, name: str, scale: int | None, device: str | torch.dev
                 bad = _shape_mismatch(probe.state_dict(), shapes)
                 if bad:
                     raise ModelError(f"{path}: weights do not fit architecture {arch!r} ({bad})")
-                lr_size = HR_SIZE // (file_scale or scale or 4)
                 _probe(probe.eval(), meta.get("facesr.output_key") or None, lr_size, path)
                 del probe
             state = {k: fh.get_tensor(k) for k in keys}
@@ -364,6 +482,8 @@ def _load_file(path: Path, name: str, scale: int | None, device: str | torch.dev
         scale=file_scale or scale or 4,
         output_key=meta.get("facesr.output_key") or None,
         meta=meta,
+        lr_size=lr_size,
+        hr_size=hr_size,
     )
     return restorer.to(device)
 
@@ -401,7 +521,7 @@ def load_model(
                 f"model {name!r}: {entry.path.name} fails its sha256 check (corrupt or "
                 "replaced file); reinstall facesr to restore it"
             )
-        return _load_file(entry.path, name, scale, device)
+        return _load_file(entry.path, name, scale, device, (entry.declared_lr_size, entry.declared_hr_size))
     path = Path(name).expanduser()
     if path.suffix == ".safetensors" or path.exists():
         if not path.is_file():
