@@ -12,10 +12,10 @@ Registered architectures (:func:`facesr.nets.registry.register_arch`):
 * ``"cr_sr_only"``: ``G_S`` alone (the SR-only baseline: artificial-LR training, genuine input).
 * ``"cycle_sr"``: the cycle-style baseline's inference path (genuine LR -> HR generator).
 
-Output size. The zoo's :class:`~facesr.zoo.Restorer` contract is "16x16 in -> 128x128 out" for
-an x8 model (``lr_size = 128 // scale``). CR is learned 16 -> 64, so these inference models take
-``out_size`` (default 128) and, when it is larger than 64, finish with an antialiased bicubic x2.
-Weights are saved with ``scale=8`` so that ``Restorer.lr_size`` is 16; the learned part is x4.
+Output size. The restore pipeline frames every face at 128x128. CR is learned 16 -> 64, so these
+inference models take ``out_size`` (default 128) and, when it is larger than 64, finish with an
+antialiased bicubic x2. Weights are saved with their sizes (``facesr.lr_size=16``,
+``facesr.hr_size=128``, so ``facesr.scale=8`` is the overall ratio) and ``facesr.learned_scale=4``.
 Pass ``out_size=64`` to get the network's native output (the genuine-LR evaluation does).
 """
 

@@ -49,6 +49,7 @@ from facesr.train.recipes import register_recipe
 
 SCALE = 4
 HR_NATIVE = 64
+LR_SIZE = HR_NATIVE // SCALE  # the 16 px input of every CR model
 PREVIEW = 128
 
 
@@ -331,8 +332,14 @@ def load_part(net: nn.Module, state: dict[str, torch.Tensor], prefix: str, sourc
 # ---------------------------------------------------------------- recipes
 
 
-def _item(v: torch.Tensor | float) -> float:
-    return float(v.detach()) if isinstance(v, torch.Tensor) else float(v)
+#: A logged value: a detached tensor on the training device, or a plain number.
+LogValue = torch.Tensor | float
+
+
+def _item(v: torch.Tensor | float) -> LogValue:
+    """A loggable value: tensors stay on their device (detached), so logging needs no host sync per
+    step; the loop's Meter averages them and reads them once per ``run.log_every`` steps."""
+    return v.detach() if isinstance(v, torch.Tensor) else float(v)
 
 
 def _show(x: torch.Tensor) -> torch.Tensor:
@@ -417,16 +424,16 @@ class CRRecipe:
         return {"gc_width": n.gc_width, "gc_blocks": n.gc_blocks, **self.gs_args()}
 
     # -- helpers used by the steps --------------------------------------------------------------
-    def d_update(self, loss: torch.Tensor, updaters: dict[str, Any], logs: dict[str, float]) -> None:
+    def d_update(self, loss: torch.Tensor, updaters: dict[str, Any], logs: dict[str, LogValue]) -> None:
         updaters["D"](loss)
         logs["D/total"] = _item(loss)
 
     def sr_pair_step(
         self, batch: dict[str, torch.Tensor], updaters: dict[str, Any], gc: nn.Module | None = None
-    ) -> dict[str, float]:
+    ) -> dict[str, LogValue]:
         """Stages A and C: ``||G_S(x_a) - y||_1`` (+ optional LSGAN against D_HR); with ``gc`` (fixed)
         the input is ``G_C(x_a)`` instead."""
-        logs: dict[str, float] = {}
+        logs: dict[str, LogValue] = {}
         gs = self.gs
         d_hr = self.nets["D"]["d_hr"] if "D" in self.nets and self.w.sr_adv > 0 else None
         x = batch["lr_art"]
@@ -477,7 +484,9 @@ class CRRecipe:
             path,
             arch=self.arch,
             args=self.arch_args(),
-            scale=8,  # the Restorer contract: lr_size = 128 // scale = 16
+            scale=PREVIEW // LR_SIZE,  # 16 -> 128 overall (the learned part is x4: facesr.learned_scale)
+            lr_size=LR_SIZE,
+            hr_size=PREVIEW,
             extra={
                 **meta,
                 "facesr.learned_scale": str(SCALE),
@@ -509,7 +518,9 @@ class StageA(CRRecipe):
         if self.crs.init is not None:  # optional: continue from an earlier G_S
             load_part(self.gs, load_init(self.crs.init), "gs", self.crs.init)
 
-    def step(self, batch: dict[str, torch.Tensor], step: int, updaters: dict[str, Any]) -> dict[str, float]:
+    def step(
+        self, batch: dict[str, torch.Tensor], step: int, updaters: dict[str, Any]
+    ) -> dict[str, LogValue]:
         return self.sr_pair_step(batch, updaters)
 
 
@@ -535,7 +546,9 @@ class StageB(CRRecipe):
         load_part(self.gs, state, "gs", self.crs.init)
         self.gs.eval()  # frozen: no train-mode behaviour either (it has none today; future-proof)
 
-    def step(self, batch: dict[str, torch.Tensor], step: int, updaters: dict[str, Any]) -> dict[str, float]:
+    def step(
+        self, batch: dict[str, torch.Tensor], step: int, updaters: dict[str, Any]
+    ) -> dict[str, LogValue]:
         w, logs = self.w, {}
         d = self.nets["D"]
         x_a, x_g = batch["lr_art"], batch["lr_gen"]
@@ -589,7 +602,9 @@ class StageC(CRRecipe):
         load_part(self.gc, state, "gc", self.crs.init)
         self.gc.eval()
 
-    def step(self, batch: dict[str, torch.Tensor], step: int, updaters: dict[str, Any]) -> dict[str, float]:
+    def step(
+        self, batch: dict[str, torch.Tensor], step: int, updaters: dict[str, Any]
+    ) -> dict[str, LogValue]:
         return self.sr_pair_step(batch, updaters, self.gc if self.crs.c_input == "consistified" else None)
 
 
@@ -616,7 +631,9 @@ class Cycle(CRRecipe):
         if self.crs.init is not None:  # start from stage A's G_S: the same budget as stage B
             load_part(self.up.gs, load_init(self.crs.init), "gs", self.crs.init)
 
-    def step(self, batch: dict[str, torch.Tensor], step: int, updaters: dict[str, Any]) -> dict[str, float]:
+    def step(
+        self, batch: dict[str, torch.Tensor], step: int, updaters: dict[str, Any]
+    ) -> dict[str, LogValue]:
         w, logs = self.w, {}
         d = self.nets["D"]
         x_a, x_g, y = batch["lr_art"], batch["lr_gen"], batch["hr"]
