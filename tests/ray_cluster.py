@@ -71,7 +71,9 @@ class Cluster:
         self.proc: subprocess.Popen[bytes] | None = None
         self.ns_pid = 0
 
-    def start(self, timeout: float = 150.0) -> None:
+    def start(self, timeout: float | None = None) -> None:
+        """Start the nodes; ``FACESR_RAY_START_S`` (default 300) bounds how long that may take."""
+        timeout = timeout or float(os.environ.get("FACESR_RAY_START_S", "300"))
         ray = str(Path(sys.executable).parent / "ray")
         cmd = ["unshare", "--net", "--pid", "--fork", "--mount-proc", "--kill-child"]
         cmd += [

@@ -8,6 +8,7 @@ unreachable cluster, unknown model). See docs/scale-out.md.
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from pathlib import Path
@@ -172,8 +173,10 @@ def restore_batch_cmd(
         def prev(col: str) -> list[str]:
             if done is None:
                 return [""] * len(pairs)
+            import pandas as pd
+
             values = done[col].reindex([p for p, _ in pairs])
-            return ["" if v is None or v != v else str(v) for v in values]
+            return ["" if pd.isna(v) else str(v) for v in values]
 
         tasks = pa.table(
             {
@@ -201,8 +204,6 @@ def restore_batch_cmd(
                 counts[s] = counts.get(s, 0) + 1
             for s, r in zip(statuses, rows, strict=True):
                 if s == "failed":
-                    import json
-
                     click.echo(f"facesr: failed: {json.loads(r)['reason']}", err=True)
 
         click.echo(
