@@ -97,8 +97,9 @@ def test_fuzz_sample_has_no_traceback_hang_or_change(tmp_path: Path) -> None:
     assert set(rows) == {"read", "api", "cli", "prepare"}
     for name, row in rows.items():
         assert row["inputs"] == 200, name
-        for key in ("tracebacks", "hangs", "changed_inputs", "silent_skips"):
-            assert row[key] == 0, (name, key, json.dumps(report["targets"][name], default=str)[:3000])
+        for key in ("tracebacks", "hangs", "changed_inputs", "silent_skips", "grey_filled"):
+            assert row.get(key, 0) == 0, (name, key, json.dumps(report["targets"][name], default=str)[:3000])
     # Malformed files must really be refused (not decoded as grey), and valid odd modes accepted.
     assert rows["read"]["clean_errors"] > 50 and rows["read"]["ok"] > 20
+    assert rows["read"]["peak_rss_mb"] > 0 and "grey_filled" in rows["api"]  # issue 17: counted
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -341,8 +341,32 @@ def changed_files(folder: Path, hashes: dict[str, str]) -> list[str]:
 # ----------------------------------------------------------------------------------------------
 
 
+#: Trailing rows of exactly (128, 128, 128) from which a decode counts as grey-filled: libjpeg fills
+#: the MCUs it could not decode with flat mid-grey, a whole MCU row (8 or 16 pixel rows) at a time.
+GREY_ROWS = 8
+
+
+def grey_rows(arr: Any) -> int:
+    """How many rows at the bottom of an ``H x W x 3`` uint8 image are exactly mid-grey."""
+    import numpy as np
+
+    flat = (np.asarray(arr).reshape(arr.shape[0], -1) == 128).all(1)
+    n = 0
+    for row in flat[::-1]:
+        if not row:
+            break
+        n += 1
+    return n
+
+
 def _worker(target: str, model: str | None, conn: Connection, mem_limit: int = 0) -> None:
-    """Serve (index, path) requests: reply (index, outcome, detail, seconds)."""
+    """Serve (index, path) requests: reply (index, outcome, detail, seconds, grey rows, peak RSS MB).
+
+    ``grey rows``: mid-grey rows at the bottom of the decoded input (a silent grey fill when the
+    input is accepted); ``peak RSS``: this worker's resident-set high-water mark after the input.
+    """
+    import resource
+
     global MEM_LIMIT
     MEM_LIMIT = mem_limit
     _cap_memory()
@@ -356,13 +380,13 @@ def _worker(target: str, model: str | None, conn: Connection, mem_limit: int = 0
     from facesr.errors import FacesrError
     from facesr.io import read_image
 
-    def run(path: str) -> None:
-        if target == "read":
-            read_image(path)
-        else:
+    def run(path: str) -> int:
+        arr = read_image(path)
+        if target != "read":
             from facesr.restoration.api import restore
 
             restore(path, model=model, device="cpu")
+        return grey_rows(arr)
 
     while True:
         msg = conn.recv()
@@ -370,15 +394,17 @@ def _worker(target: str, model: str | None, conn: Connection, mem_limit: int = 0
             return
         idx, path = msg
         t0 = time.perf_counter()
+        grey = 0
         try:
-            run(path)
+            grey = run(path)
             outcome, detail = "ok", ""
         except FacesrError as exc:
             outcome, detail = "error", str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         except BaseException as exc:
             tb = traceback.format_exception(exc)
             outcome, detail = "traceback", "".join(tb[-3:]).strip()[-600:]
-        conn.send((idx, outcome, detail, time.perf_counter() - t0))
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        conn.send((idx, outcome, detail, time.perf_counter() - t0, grey, peak))
 
 
 def run_in_workers(
@@ -416,14 +442,21 @@ def run_in_workers(
             if w["job"] is None:
                 continue
             if w["conn"] in ready:
+                grey, peak = 0, 0.0
                 try:
-                    idx, outcome, detail, secs = w["conn"].recv()
+                    idx, outcome, detail, secs, grey, peak = w["conn"].recv()
                 except (EOFError, OSError):
                     idx, outcome, detail, secs = w["job"], "crash", "worker process died", now - w["t0"]
                     w["proc"].join(5)
                     detail += f" (exit code {w['proc'].exitcode})"
                     pool[pool.index(w)] = w = spawn()
-                results[idx] = {"outcome": outcome, "detail": detail, "seconds": round(secs, 4)}
+                results[idx] = {
+                    "outcome": outcome,
+                    "detail": detail,
+                    "seconds": round(secs, 4),
+                    "grey_rows": grey,
+                    "peak_rss_mb": round(peak, 1),
+                }
                 w["fresh"] = False
                 done += 1
                 w["job"] = None
@@ -613,13 +646,33 @@ def summarise_inprocess(
         "hangs": outcomes["hang"],
         "changed_inputs": len(changed),
         "silent_skips": 0,
+        "grey_filled": sum(r["outcome"] == "ok" and r.get("grey_rows", 0) >= GREY_ROWS for r in res),
+        "peak_rss_mb": max((r.get("peak_rss_mb", 0.0) for r in res), default=0.0),
         "seconds": round(secs, 1),
         "slowest": slowest,
+        "grey_inputs": [
+            c.name
+            for c, r in zip(cases, res, strict=True)
+            if r["outcome"] == "ok" and r.get("grey_rows", 0) >= GREY_ROWS
+        ][:20],
+        "peak_raisers": _peak_raisers(cases, res),
         "failures": bad[:50],
         "error_reasons": Counter(
             _reason_kind(r["detail"]) for r in res if r["outcome"] == "error"
         ).most_common(12),
     }
+
+
+def _peak_raisers(cases: list[Case], res: list[dict[str, Any]]) -> list[tuple[str, float]]:
+    """Inputs (in corpus order) after which the peak RSS was 200 MB above all earlier ones (top 5)."""
+    best = 0.0
+    out = []
+    for c, r in zip(cases, res, strict=True):
+        peak = r.get("peak_rss_mb", 0.0)
+        if peak > best + 200:
+            out.append((c.name, peak))
+        best = max(best, peak)
+    return sorted(out, key=lambda x: -x[1])[:5]
 
 
 def _reason_kind(detail: str) -> str:
@@ -640,6 +693,8 @@ TABLE_COLUMNS = (
     "hangs",
     "changed_inputs",
     "silent_skips",
+    "grey_filled",
+    "peak_rss_mb",
     "seconds",
 )
 
@@ -782,7 +837,10 @@ def main(argv: list[str] | None = None) -> int:
     out_json.parent.mkdir(parents=True, exist_ok=True)
     out_json.write_text(json.dumps(report, indent=2, default=str) + "\n")
     print(f"report: {out_json} ({total_s:.0f} s)", file=sys.stderr)
-    bad = sum(r["tracebacks"] + r["hangs"] + r["changed_inputs"] + r["silent_skips"] for r in rows)
+    bad = sum(
+        r["tracebacks"] + r["hangs"] + r["changed_inputs"] + r["silent_skips"] + r.get("grey_filled", 0)
+        for r in rows
+    )
     return 1 if bad else 0
 
 

@@ -31,7 +31,7 @@ from facesr.geometry import HR_SIZE, template
 from facesr.io import MAX_PIXELS, as_rgb_array
 from facesr.restoration import mask as maskmod
 from facesr.restoration.background import BICUBIC, BackgroundUpsampler, network_factor, resize
-from facesr.restoration.detect import DetectOptions, Face, detect_faces
+from facesr.restoration.detect import DETECT_MAX_PIXELS, DetectOptions, Face, detect_faces, detection_scale
 from facesr.restoration.pipeline import (
     MAX_REDUCE,
     align_face,
@@ -455,6 +455,13 @@ def _restore_photo(
     t = time.perf_counter()
     faces = detect_faces(arr, _cached_detector(str(dev)), detect)
     timings["detect"] = time.perf_counter() - t
+    f = detection_scale(arr.shape, detect.max_pixels if detect is not None else 0)
+    if f > 1.0:  # the detector's memory bound (facesr.restoration.detect.DETECT_MAX_PIXELS)
+        min_face = (detect.min_size if detect is not None else DetectOptions().min_size) * f
+        notes.append(
+            f"faces were searched for on a copy reduced {f:.1f}x (the photo is over "
+            f"{DETECT_MAX_PIXELS:,} pixels), so faces under about {min_face:.0f} px were not looked for"
+        )
     results = [FaceResult(face=f) for f in faces]
     fell_back = False
     todo = [r for r in results if r.face.status == "ok"]

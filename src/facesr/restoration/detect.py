@@ -8,6 +8,7 @@ exactly which faces were restored and why the others were not.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -44,6 +45,7 @@ class DetectOptions:
 
     min_size: float = 10.0
     min_score: float = 0.8
+    max_pixels: int = 0  # 0: DETECT_MAX_PIXELS (see detection_copy)
     min_eye_distance: float = 2.0
     min_sharpness: float = 5.0
     max_shape_error: float = 0.25
@@ -73,6 +75,37 @@ def pad_for_detection(image: np.ndarray, fraction: float) -> tuple[np.ndarray, i
     out[:] = fill
     out[pad : pad + h, pad : pad + w] = image
     return out, pad
+
+
+#: Detection runs on a copy of the photo with at most this many pixels. Why: MTCNN's memory grows
+#: with the pixels of its first pyramid level (about 150 bytes per photo pixel at the default
+#: ``min_size``: an all-black 7900 x 7900 PNG took 10 GB), so a bounded copy bounds the detector's
+#: memory (the budget in docs/reliability.md). On a larger photo, faces smaller than
+#: ``min_size x`` the reduction factor are not searched for; :func:`detection_scale` tells by how much.
+DETECT_MAX_PIXELS = 4_000_000
+
+
+def detection_scale(shape: tuple[int, ...], max_pixels: int = 0) -> float:
+    """How many photo pixels one pixel of the detection copy spans (1.0: detection at full size)."""
+    h, w = shape[:2]
+    limit = max_pixels or DETECT_MAX_PIXELS
+    return 1.0 if h * w <= limit else math.sqrt(h * w / limit)
+
+
+def detection_copy(image: np.ndarray, max_pixels: int) -> tuple[np.ndarray, float, float]:
+    """``image`` itself, or a box-filtered copy of at most ``max_pixels``; returns (copy, fx, fy).
+
+    ``fx``, ``fy``: photo pixels per copy pixel, to map detections back (pixel-centre convention).
+    """
+    h, w = image.shape[:2]
+    f = detection_scale(image.shape, max_pixels)
+    if f <= 1.0:
+        return image, 1.0, 1.0
+    nw, nh = max(1, int(w / f)), max(1, int(h / f))
+    from PIL import Image
+
+    small = np.asarray(Image.fromarray(image).resize((nw, nh), Image.Resampling.BOX))
+    return small, w / nw, h / nh
 
 
 def shape_error(landmarks: np.ndarray) -> float:
@@ -132,14 +165,19 @@ def sharpness(image: np.ndarray, box: np.ndarray | list[float], size: int = 24) 
 
 
 def detect_faces(image: np.ndarray, detector: FaceDetector, opts: DetectOptions | None = None) -> list[Face]:
-    """All faces the detector reports (on a padded copy), each marked ok or skipped with its reason."""
+    """All faces the detector reports (on a padded, bounded copy), each marked ok or skipped with its reason."""
     opts = opts or DetectOptions()
-    padded, pad = pad_for_detection(image, opts.pad)
+    small, fx, fy = detection_copy(image, opts.max_pixels or DETECT_MAX_PIXELS)
+    padded, pad = pad_for_detection(small, opts.pad)
     det = detector.detect(padded, min_size=opts.min_size)
+    del padded
     faces = []
     for i in range(len(det.scores)):
         lm = np.asarray(det.landmarks[i], np.float64) - pad
         box = [float(v) - pad for v in det.boxes[i]]
+        if small is not image:  # back to photo pixels (pixel-centre convention)
+            lm = (lm + 0.5) * [fx, fy] - 0.5
+            box = [(v + 0.5) * (fx if k % 2 == 0 else fy) - 0.5 for k, v in enumerate(box)]
         eye = float(np.linalg.norm(lm[1] - lm[0]))
         err = shape_error(lm)
         face = Face(
