@@ -114,6 +114,7 @@ def test_a_manifest_without_a_path_column_is_a_one_line_error(tmp_path: Path, ca
     assert rc == 2 and err == [
         f"facesr: error: manifest {tmp_path / 'bad.csv'}: no path column; name one of path, input, file, filename (found a, b)"
     ]
+    assert not (tmp_path / "out").exists()
 
 
 # ---- output names and the plan ---------------------------------------------------------------

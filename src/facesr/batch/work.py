@@ -110,7 +110,8 @@ def prepare(batch: dict[str, np.ndarray], settings_sha256: str, max_pixels: int)
         pixels.append(arr)
         took.append(time.perf_counter() - t0)
     out_pixels = np.empty(n, dtype=object)
-    out_pixels[:] = pixels
+    for i, arr in enumerate(pixels):  # one by one: a list of equal-shape arrays would broadcast
+        out_pixels[i] = arr
     return {
         **{c: batch[c] for c in TASK_COLUMNS},
         "status": np.array(status, dtype=object),

@@ -137,11 +137,11 @@ def restore_batch_cmd(
     from facesr.restoration.engine import resolve_engine
 
     t0 = time.perf_counter()
-    folder = OutputFolder(output)
-    folder.prepare()
-    items = list(expand_inputs(inputs))
+    items = list(expand_inputs(inputs))  # a bad manifest: exit 2 before the output folder is made
     if not items:
         raise FacesrError("no input images found")
+    folder = OutputFolder(output)
+    folder.prepare()
     # A bad model or background upsampler: one line, exit 2, before Ray starts.
     fingerprint = model_fingerprint(model or "auto")
     bg_fingerprint = background_fingerprint(bg_upsampler)
