@@ -234,9 +234,7 @@ def main(argv: list[str] | None = None) -> None:
         if lever is None:
             return
         say(f"batch sweep {spec} {lever}")
-        sweep = batch_sweep(
-            lambda: build_model(spec, 4), lever=lever, scale=4, device=dev, batches=batches, repeats=5
-        )
+        sweep = batch_sweep(lambda: build_model(spec, 4), lever=lever, device=dev, batches=batches, repeats=5)
         lines = ["| lever | batch | faces/s | ms/batch | peak MB/face |", "|---|---|---|---|---|"]
         for r in sweep:
             if "error" in r:

@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from facesr.errors import FacesrError
+from facesr.geometry import HR_SIZE
 
 ENGINES = ("auto", "torch", "ort")
 
@@ -67,7 +68,7 @@ def _weights_key(restorer: nn.Module) -> str:
 
 
 class OrtRestorer(nn.Module):
-    """A Restorer look-alike (``name``, ``scale``, ``lr_size``, ``meta``) whose forward runs ORT.
+    """A Restorer look-alike (``name``, ``scale``, ``lr_size``, ``hr_size``, ``meta``) whose forward runs ORT.
 
     ``forward`` takes and returns float32 torch tensors in [0, 1] like the wrapped restorer; it
     holds no parameters of its own, so autocast and ``inference_mode`` around it are no-ops.
@@ -88,6 +89,9 @@ class OrtRestorer(nn.Module):
 
         self.name = getattr(restorer, "name", "model")
         self.scale = int(restorer.scale)
+        # the wrapped model's own sizes (facesr.zoo.Restorer); a bare network: the 128 px frame's
+        self.lr_size = int(getattr(restorer, "lr_size", 0) or HR_SIZE // self.scale)
+        self.hr_size = int(getattr(restorer, "hr_size", 0) or self.lr_size * self.scale)
         self.meta = dict(getattr(restorer, "meta", {}) or {})
         if cache_dir is None:
             from facesr.paths import cache_dir as user_cache
@@ -111,10 +115,6 @@ class OrtRestorer(nn.Module):
         opts.inter_op_num_threads = 1
         self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
         self.path = path
-
-    @property
-    def lr_size(self) -> int:
-        return 128 // self.scale
 
     def forward(self, lr: torch.Tensor) -> torch.Tensor:
         arr = np.ascontiguousarray(lr.detach().float().cpu().numpy())

@@ -43,8 +43,9 @@ def measure_cpu(spec: str, scale: int, batch_size: int, repeats: int, threads: i
         torch.set_num_threads(threads)
     torch.manual_seed(0)
     model = build(spec, scale).eval()
-    lr1 = torch.rand(1, 3, HR_SIZE // scale, HR_SIZE // scale)
-    lrb = torch.rand(batch_size, 3, HR_SIZE // scale, HR_SIZE // scale)
+    side = model.lr_size  # the model's own input size
+    lr1 = torch.rand(1, 3, side, side)
+    lrb = torch.rand(batch_size, 3, side, side)
     params = int(sum(p.numel() for p in model.parameters()))
     flops = count_flops(model, lr1)
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -75,7 +76,7 @@ def measure_gpu(
     dev = torch.device("cuda")
     torch.manual_seed(0)
     model = build(spec, scale).to(dev).eval()
-    x = torch.rand(batch_size, 3, HR_SIZE // scale, HR_SIZE // scale, device=dev)
+    x = torch.rand(batch_size, 3, model.lr_size, model.lr_size, device=dev)
     out: dict[str, Any] = {"gpu": torch.cuda.get_device_name(dev), "gpu_batch": batch_size}
     for tag, dtype in (("fp32", None), ("bf16", torch.bfloat16)):
         torch.cuda.empty_cache()

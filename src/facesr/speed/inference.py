@@ -111,7 +111,7 @@ class Runner:
             raise FacesrError("the cuda_graph lever needs a CUDA device")
         if (lever.ort or lever.ort_int8) and device.type != "cpu":
             raise FacesrError("the ONNX Runtime levers run on the CPU only")
-        lr_size = HR_SIZE // int(restorer.scale)
+        lr_size = int(getattr(restorer, "lr_size", 0) or HR_SIZE // int(restorer.scale))
         self.lr_size = lr_size
         t0 = time.perf_counter()
         if lever.ort or lever.ort_int8:
@@ -361,8 +361,7 @@ def measure_candidates(
     its peak memory.
     """
     interleave = device.type == "cpu" if interleave is None else interleave
-    lr_size = HR_SIZE // scale
-    x = torch.rand(batch, 3, lr_size, lr_size, generator=torch.Generator().manual_seed(0)).to(device)
+    x: torch.Tensor | None = None  # one input for every candidate, sized by the first model built
     lr01 = to_tensor(faces.lr) if faces is not None else None
     rows: list[LeverResult] = []
     live: dict[int, Runner] = {}
@@ -377,6 +376,9 @@ def measure_candidates(
                 before = torch.cuda.memory_allocated(device)
             runner = Runner(factory(), lever, device, batch)
             row.first_call_s = runner.first_call_s
+            if x is None:
+                side = runner.lr_size
+                x = torch.rand(batch, 3, side, side, generator=torch.Generator().manual_seed(0)).to(device)
             if not interleave:
                 t = time_runner(runner, x, repeats)
                 row.ms_per_batch, row.faces_per_s = t * 1e3, batch / t
@@ -397,7 +399,7 @@ def measure_candidates(
             row.error = f"{type(exc).__name__}: {msg}"
         rows.append(row)
         gc.collect()
-    if live:
+    if live and x is not None:
         for r in live.values():
             time_runner(r, x, repeats=1, warmup=2)
         times: dict[int, list[float]] = {i: [] for i in live}
@@ -424,7 +426,6 @@ def batch_sweep(
     restorer_factory: Callable[[], torch.nn.Module],
     *,
     lever: str,
-    scale: int,
     device: torch.device,
     batches: list[int],
     repeats: int,
@@ -432,7 +433,6 @@ def batch_sweep(
     """Faces/s and peak memory per face of one lever at several batch sizes (largest batch pays most
     on a GPU until the SMs are full; on a CPU per-face cost barely moves)."""
     out = []
-    lr_size = HR_SIZE // scale
     for b in batches:
         row: dict[str, Any] = {"lever": lever, "batch": b}
         try:
@@ -441,7 +441,8 @@ def batch_sweep(
                 torch.cuda.reset_peak_memory_stats(device)
                 before = torch.cuda.memory_allocated(device)
             runner = Runner(restorer_factory(), parse_lever(lever), device, b)
-            t = time_runner(runner, torch.rand(b, 3, lr_size, lr_size, device=device), repeats)
+            side = runner.lr_size  # the model's own input size
+            t = time_runner(runner, torch.rand(b, 3, side, side, device=device), repeats)
             row.update({"faces_per_s": b / t, "ms_per_batch": t * 1e3})
             if device.type == "cuda":
                 row["peak_mb_per_face"] = (torch.cuda.max_memory_allocated(device) - before) / 2**20 / b
