@@ -11,9 +11,7 @@ import sys
 
 import click
 
-BENCHMARK_NAMES = ("utk-mask-x4", "utk-mask-x8", "celeba10k-x4", "celeba10k-x8", "genuine-lr", "utk-art-x4")
-#: Characteristic Regularisation benchmarks (16x16 -> 64x64; facesr.eval.genuine, docs/cr.md)
-CR_BENCHMARKS = ("genuine-lr", "utk-art-x4")
+from facesr.eval.names import BENCHMARK_NAMES, CR_BENCHMARKS
 
 
 def _command_line() -> str:

@@ -44,8 +44,8 @@ import torch
 import torch.nn.functional as F
 
 from facesr.errors import DataError
+from facesr.eval.names import CR_BENCHMARKS
 from facesr.eval.results import OUTPUTS, document, write_result
-from facesr.eval.tables import CR_BENCHMARKS
 from facesr.geometry import HR_SIZE
 from facesr.pixels import quantise, round8
 from facesr.pixels import to_tensor as to01

@@ -17,8 +17,8 @@ from typing import Any
 import numpy as np
 
 from facesr.errors import FacesrError
+from facesr.eval.names import CR_BENCHMARKS
 from facesr.eval.tables import (
-    CR_BENCHMARKS,
     PAPER_SOURCE,
     fmt_value,
     format_rows,
@@ -35,7 +35,7 @@ TITLES = {
     "celeba10k-x8": "CelebA-10k x8 (16x16 masked LR -> 128x128, cross-data set, never trained on)",
 }
 GRID_FACES = 4  # rows of the comparison grid (keeps each PNG well under 1 MB)
-#: Characteristic Regularisation benchmarks (tables.CR_BENCHMARKS) get a section of their own (no ground
+#: Characteristic Regularisation benchmarks (names.CR_BENCHMARKS) get a section of their own (no ground
 #: truth on genuine-lr).
 CR_ROW_ORDER = ("bicubic-x4", "bicubic", "sr-only", "cycle", "cr")
 CR_REFERENCE = "sr-only"  # FRD differences are reported relative to this method (the target)

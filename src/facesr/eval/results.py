@@ -82,7 +82,8 @@ def result_stem(result: dict[str, Any]) -> str:
 
 def markdown_table(results: list[dict[str, Any]]) -> str:
     """A plain Markdown table of the mean metrics of some results (CR benchmarks get their own columns)."""
-    from facesr.eval.tables import CR_BENCHMARKS, cr_table, format_rows
+    from facesr.eval.names import CR_BENCHMARKS
+    from facesr.eval.tables import cr_table, format_rows
 
     if results and all(d["protocol"]["benchmark"] in CR_BENCHMARKS for d in results):
         return cr_table(results)

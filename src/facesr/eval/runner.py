@@ -27,18 +27,14 @@ import numpy as np
 import torch
 
 from facesr.errors import DataError, FacesrError
+from facesr.eval.names import FROZEN_BENCHMARKS
 from facesr.eval.results import OUTPUTS, document
 from facesr.eval.tables import row_key
 from facesr.geometry import HR_SIZE
 from facesr.pixels import quantise, to_tensor
 
-#: Benchmarks `facesr eval` knows: name -> (frozen set folder name, scale).
-BENCHMARKS: dict[str, tuple[str, int]] = {
-    "utk-mask-x4": ("utk-mask-x4", 4),
-    "utk-mask-x8": ("utk-mask-x8", 8),
-    "celeba10k-x4": ("celeba10k", 4),
-    "celeba10k-x8": ("celeba10k", 8),
-}
+#: The frozen benchmarks this runner scores: name -> (frozen set folder name, scale) (facesr.eval.names).
+BENCHMARKS = FROZEN_BENCHMARKS
 #: Number of fixed faces kept for the comparison grid, and the seed that picks them.
 N_SAMPLES = 6
 SAMPLE_SEED = 0

@@ -24,8 +24,6 @@ PAPER_SOURCE = (
     "JDSR-GAN paper's own CelebA test numbers, quoted from `../shared/research/papers.md` "
     "section 1.7 [SECONDARY J3]; colour space unstated in the paper"
 )
-#: Characteristic Regularisation benchmarks (16x16 -> 64x64, no frozen folder; facesr.eval.genuine).
-CR_BENCHMARKS = ("genuine-lr", "utk-art-x4")
 COLUMNS = (  # key, header, format
     ("psnr", "PSNR dB", "{:.2f}"),
     ("ssim", "SSIM", "{:.4f}"),
