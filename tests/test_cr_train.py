@@ -53,7 +53,8 @@ def test_all_stages_end_to_end(stage_a: Path, tmp_path: Path) -> None:
     ):
         model = load_model(run / "weights.safetensors")
         assert model.meta["facesr.arch"] == arch and model.meta["facesr.learned_scale"] == "4"
-        assert model.lr_size == 16
+        assert model.lr_size == 16 and model.hr_size == 128  # stated in the file, not derived from scale 8
+        assert (model.meta["facesr.lr_size"], model.meta["facesr.hr_size"]) == ("16", "128")
         y = model(x)
         assert y.shape == (2, 3, 128, 128) and torch.isfinite(y).all()
         lines = [ln for ln in (run / "log.jsonl").read_text().splitlines() if ln]
