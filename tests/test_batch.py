@@ -302,3 +302,13 @@ def test_worker_count_leaves_cpus_for_reading() -> None:
     assert plan_shape({"CPU": 64.0, "GPU": 8.0}, "cuda", workers=None, **kw).workers == 8
     with pytest.raises(FacesrError, match="leave less than"):
         plan_shape({"CPU": 2.0}, "cpu", workers=2, **kw)
+
+
+def test_a_second_run_on_the_same_output_folder_is_refused(tmp_path: Path) -> None:
+    from facesr.errors import FacesrError
+
+    first = OutputFolder(tmp_path / "out")
+    first.prepare()
+    first.prepare()  # the run that holds the lock may prepare again
+    with pytest.raises(FacesrError, match="another facesr restore-batch is writing"):
+        OutputFolder(tmp_path / "out").prepare()

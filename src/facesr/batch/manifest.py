@@ -20,7 +20,7 @@ import json
 import os
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from facesr.errors import FacesrError
 from facesr.io import atomic_path, atomic_write_bytes
@@ -44,6 +44,7 @@ class OutputFolder:
         self.state = self.root / STATE_DIR
         self.manifest = self.root / MANIFEST_NAME
         self.plan_path = self.state / PLAN_NAME
+        self._lock: IO[str] | None = None
 
     def prepare(self) -> None:
         """Create the folder (and check it is writable), take the run lock, and repair a journal
@@ -60,13 +61,16 @@ class OutputFolder:
             raise FacesrError(f"cannot write to output folder {self.root}: {exc.strerror or exc}") from None
         import fcntl
 
-        self._lock = open(self.state / "lock", "a+")  # noqa: SIM115 - held until the process ends
-        try:
-            fcntl.flock(self._lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            raise FacesrError(
-                f"another facesr restore-batch is writing to {self.root}; wait for it or use another -o"
-            ) from None
+        if self._lock is None:
+            lock = open(self.state / "lock", "a+")  # noqa: SIM115 - held until the process ends
+            try:
+                fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                lock.close()
+                raise FacesrError(
+                    f"another facesr restore-batch is writing to {self.root}; wait for it or use another -o"
+                ) from None
+            self._lock = lock
         if self.manifest.is_file():
             with open(self.manifest, "rb+") as fh:
                 data = fh.read()
@@ -102,7 +106,7 @@ class OutputFolder:
             if src in plan:
                 out.append((src, plan[src]))
                 continue
-            base = self.root.absolute() / rel.with_suffix(".png")
+            base = Path(_abs(self.root / rel.with_suffix(".png")))
             stem, n, cand = base.with_suffix(""), 1, base
             while str(cand) in taken or cand.exists() or cand.is_symlink():
                 cand = Path(f"{stem}_{n}{base.suffix}")
