@@ -12,6 +12,7 @@ cluster's namespaces with ``nsenter``. Needs root (CI runs as root) and util-lin
 
 from __future__ import annotations
 
+import contextlib
 import os
 import select
 import shutil
@@ -24,8 +25,11 @@ from pathlib import Path
 
 #: Runs as PID 1 of the namespace: loopback up, the nodes started, then wait for stdin to close.
 _HOLDER = r"""
-import os, subprocess, sys, threading
+import fcntl, os, socket, struct, subprocess, sys, threading
 ray, temp, port, nodes, cpus = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5]
+with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:  # `ip link set lo up`, without iproute2
+    flags = struct.unpack("16sH", fcntl.ioctl(s, 0x8913, struct.pack("16sH22x", b"lo", 0))[:18])[1]
+    fcntl.ioctl(s, 0x8914, struct.pack("16sH22x", b"lo", flags | 0x1))  # SIOCSIFFLAGS |= IFF_UP
 def reap():  # as PID 1, collect the daemonised Ray processes that exit
     while True:
         try:
@@ -33,7 +37,6 @@ def reap():  # as PID 1, collect the daemonised Ray processes that exit
         except ChildProcessError:
             threading.Event().wait(0.5)
 threading.Thread(target=reap, daemon=True).start()
-subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
 common = ["--num-cpus", cpus, "--disable-usage-stats"]
 subprocess.run([ray, "start", "--head", "--port", port, "--temp-dir", temp, "--include-dashboard=false", *common],
                check=True, stdout=sys.stderr)
@@ -48,7 +51,7 @@ def available() -> str | None:
     """Why the cluster cannot run here (None when it can)."""
     if os.geteuid() != 0:
         return "needs root for unshare/nsenter (CI runs as root)"
-    for tool in ("unshare", "nsenter", "ip", "ps"):
+    for tool in ("unshare", "nsenter"):
         if shutil.which(tool) is None:
             return f"{tool} not found"
     if not (Path(sys.executable).parent / "ray").is_file():
@@ -116,14 +119,28 @@ class Cluster:
         return subprocess.run(self._enter(args), text=True, capture_output=True, timeout=timeout)
 
     def processes(self) -> list[tuple[int, str]]:
-        """``(pid inside the namespace, command line)`` of every process in the cluster."""
-        out = self.run(["ps", "-eo", "pid=,args="], timeout=30).stdout
-        rows = [line.strip().split(None, 1) for line in out.splitlines() if line.strip()]
-        return [(int(r[0]), r[1] if len(r) > 1 else "") for r in rows]
+        """``(pid, command line)`` of every process in the cluster's pid namespace (host pids)."""
+        try:
+            ns = os.readlink(f"/proc/{self.ns_pid}/ns/pid")
+        except OSError:
+            raise RuntimeError(f"the Ray cluster is gone: {self.log_tail()}") from None
+        out = []
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                if os.readlink(entry / "ns" / "pid") != ns:
+                    continue
+                args = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:  # exited meanwhile
+                continue
+            out.append((int(entry.name), args.strip()))
+        return out
 
-    def kill(self, ns_pid: int) -> None:
-        """SIGKILL one process of the cluster, by its pid inside the namespace."""
-        self.run(["kill", "-9", str(ns_pid)], timeout=30)
+    def kill(self, pid: int) -> None:
+        """SIGKILL one process of the cluster, by the pid :meth:`processes` gave."""
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
 
     def stop(self) -> None:
         """End the namespace (and with it every process of the cluster), then remove its files."""
