@@ -199,6 +199,14 @@ def _bicubic(scale: int) -> torch.nn.Module:
     return Restorer(Bicubic(scale), name=f"bicubic-x{scale}", scale=scale)
 
 
+def _input_size(name: str, scale: int) -> int:
+    """A zoo model's input side as its entry states it (``ZooEntry.lr_size``), else 128 / scale."""
+    from facesr.zoo import _read_zoo
+
+    entry = _read_zoo().get(name)
+    return int(getattr(entry, "lr_size", 0) or HR_SIZE // scale)
+
+
 class ModelPicker:
     """Which models can restore a face, by input size; loads lazily and records fallbacks once."""
 
@@ -218,10 +226,11 @@ class ModelPicker:
         if self.model is None:
             out = {}
             for scale, name in sorted(DEFAULT_MODELS.items()):
+                size = _input_size(name, scale)
                 if not model_installed(name):
                     self._warn(f"{name} is not installed; using bicubic-x{scale} for x{scale} faces")
                     name = f"bicubic-x{scale}"
-                out[HR_SIZE // scale] = (name, scale)
+                out[size] = (name, scale)
             return out
         if self.model == "bicubic":
             return {HR_SIZE // s: (f"bicubic-x{s}", s) for s in sorted(DEFAULT_MODELS)}
@@ -291,16 +300,21 @@ def _check_upscale(upscale: int | None, shape: tuple[int, ...], max_output: int)
 
 
 def _disagreement(sr: torch.Tensor, lr: torch.Tensor, masked: list[bool | None]) -> torch.Tensor:
-    """Mean absolute difference of ``sr`` reduced to the input frame from ``lr`` (per face).
+    """Mean absolute difference (0-1) of ``sr`` reduced to the input frame from ``lr``, per face.
 
-    The lower face is left out for faces with a mask (or unknown): that is where a restorer is
-    meant to change the input.
+    Both are blurred first (Gaussian, sigma 1 input px): a restorer is meant to remove JPEG
+    noise and blur, not to move edges or change colours, so only the latter should count. The
+    lower face is left out for faces with a mask (or unknown): that is where a restorer is meant
+    to change the input; so is the outer 2 px, where the blur's zero padding fades.
     """
+    from facesr.restoration.pipeline import gaussian_blur
+
     s = lr.shape[-1]
     down = F.interpolate(sr, size=(s, s), mode="bicubic", align_corners=False, antialias=True).clamp(0, 1)
-    err = (down - lr).abs().mean(1)  # N x s x s
+    err = (gaussian_blur(down, 1.0) - gaussian_blur(lr, 1.0)).abs().mean(1)  # N x s x s
     y0, y1, x0, x1 = maskmod.lower_face_box(s)
-    keep = torch.ones_like(err, dtype=torch.bool)
+    keep = torch.zeros_like(err, dtype=torch.bool)
+    keep[:, 2 : s - 2, 2 : s - 2] = True
     for i, m in enumerate(masked):
         if m is not False:
             keep[i, y0:y1, x0:x1] = False

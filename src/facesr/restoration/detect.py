@@ -38,8 +38,9 @@ class DetectOptions:
     resampled to 24x24; flat or smeared crops below it are skipped ("too blurred").
     ``max_shape_error``: RMS distance (in eye distances) of the 5 landmarks from the template after
     the alignment fit; hair, hands and scarves that MTCNN mistakes for faces get landmarks no face
-    has ("not a face"). ``pad``: detect on a copy padded by this fraction of the long side (small
-    images; see :func:`pad_for_detection`), so faces filling a tight crop are found.
+    has, and so do faces turned far from frontal, which the template frame would paint over with a
+    frontal face ("not a frontal face"). ``pad``: detect on a copy padded by this fraction of the
+    long side (small images; see :func:`pad_for_detection`), so faces filling a tight crop are found.
     Faces that are too large for every model are not skipped here: the restore step keeps them.
     """
 
@@ -199,7 +200,7 @@ def detect_faces(image: np.ndarray, detector: FaceDetector, opts: DetectOptions 
         elif err > opts.max_shape_error:
             face.status, face.reason = (
                 "skipped",
-                f"not a face (landmarks {err:.2f} eye distances off the face template > {opts.max_shape_error})",
+                f"not a frontal face (landmarks {err:.2f} eye distances off the template > {opts.max_shape_error})",
             )
         elif face.sharpness < opts.min_sharpness:
             face.status, face.reason = (

@@ -1,0 +1,220 @@
+"""Issue 16: upscaled output, faces from their own pixels, every photo written, do no harm."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from torch import nn
+
+from facesr.cli import main
+from facesr.geometry import template
+from facesr.io import read_image, write_image
+
+SAMPLE = Path(__file__).resolve().parents[1] / "src" / "facesr" / "samples" / "rwmfd_0002_0078.jpg"
+
+
+@pytest.fixture(scope="module")
+def crowd() -> np.ndarray:
+    """A 270x160 part of a sample photo with several small masked faces (frames ~20-30 px)."""
+    return read_image(SAMPLE)[40:200, 0:270].copy()
+
+
+@pytest.fixture(scope="module")
+def one_face() -> np.ndarray:
+    """One face of the sample with some context, 48x48 px."""
+    return read_image(SAMPLE)[81:129, 62:110].copy()
+
+
+def test_output_is_upscale_times_larger_and_faces_are_restored(crowd: np.ndarray) -> None:
+    from facesr.restoration.api import restore
+
+    h, w = crowd.shape[:2]
+    n_restored = set()
+    for n in (1, 2, 4, 8):
+        res = restore(crowd, model="bicubic", device="cpu", upscale=n)
+        assert res.image.shape == (h * n, w * n, 3) and res.upscale == n
+        n_restored.add(len(res.restored))
+    assert len(n_restored) == 1 and n_restored.pop() >= 3  # the same faces at every scale
+    with pytest.raises(Exception, match="upscale must be one of"):
+        restore(crowd, model="bicubic", device="cpu", upscale=3)
+
+
+def test_default_upscale_is_two_and_output_limit_lowers_it(crowd: np.ndarray) -> None:
+    from facesr.restoration.api import DEFAULT_UPSCALE, restore
+
+    h, w = crowd.shape[:2]
+    assert restore(crowd, model="bicubic", device="cpu").image.shape[:2] == (
+        h * DEFAULT_UPSCALE,
+        w * DEFAULT_UPSCALE,
+    )
+    res = restore(crowd, model="bicubic", device="cpu", upscale=8, max_output_pixels=h * w * 16)
+    assert res.upscale == 4 and res.image.shape[:2] == (h * 4, w * 4)
+    assert any("upscale lowered from 8 to 4" in n for n in res.notes)
+
+
+def test_each_face_gets_the_input_closest_to_its_size(crowd: np.ndarray) -> None:
+    from facesr.restoration.api import restore
+    from facesr.restoration.pipeline import choose_lr_size
+
+    res = restore(crowd, model="bicubic", device="cpu", upscale=1)
+    for f in res.restored:
+        assert 128 // f.scale == choose_lr_size(f.native, [16, 32])
+        assert 128 // f.scale <= f.native * 1.1 or f.scale == 8
+
+
+def test_photo_with_only_large_faces_is_written_with_faces_kept(one_face: np.ndarray, tmp_path: Path) -> None:
+    big = np.asarray(Image.fromarray(one_face).resize((288, 288), Image.Resampling.BICUBIC))
+    src = tmp_path / "big.png"
+    write_image(src, big)
+    out = tmp_path / "out"
+    rc = main(
+        ["restore", str(src), "-o", str(out), "--model", "bicubic", "--device", "cpu", "--upscale", "2"]
+    )
+    assert rc == 0
+    assert read_image(out / "big.png").shape == (576, 576, 3)
+    rep = json.loads((out / "report.json").read_text())
+    faces = rep["files"][0]["faces"]
+    assert rep["files"][0]["status"] == "ok"
+    kept = [f for f in faces if f["status"] == "kept"]
+    assert kept and all("too large for every model" in f["reason"] for f in kept)
+    assert not [f for f in faces if f["status"] == "restored"] and rep["counts"]["faces_kept"] == len(kept)
+
+
+def test_gray_photo_stays_gray(crowd: np.ndarray) -> None:
+    from facesr.restoration.api import restore
+
+    gray = np.repeat(np.asarray(Image.fromarray(crowd).convert("L"))[..., None], 3, axis=2)
+    res = restore(gray, model="bicubic", device="cpu", upscale=2)
+    assert res.restored
+    assert np.array_equal(res.image[..., 0], res.image[..., 1]) and np.array_equal(
+        res.image[..., 1], res.image[..., 2]
+    )
+
+
+def test_tight_crop_is_found(one_face: np.ndarray) -> None:
+    from facesr.restoration.api import _cached_detector
+    from facesr.restoration.detect import detect_faces
+
+    tight = np.asarray(Image.fromarray(one_face[10:40, 9:39]).resize((96, 96), Image.Resampling.BICUBIC))
+    det = _cached_detector("cpu")
+    found = detect_faces(tight, det)
+    assert len(found) >= 1 and found[0].status == "ok"
+    assert (
+        found[0].landmarks[:, 0].min() >= 0 and found[0].landmarks[:, 0].max() <= 96
+    )  # back in crop coordinates
+
+
+class _StubDetector:
+    """Reports one confident 'face' whose 5 points are no face's (eyes below the mouth)."""
+
+    def detect(self, image: np.ndarray, min_size: float | None = None):
+        from facesr.restoration.mtcnn import Detections
+
+        lm = template(128)[[3, 4, 2, 0, 1]] * 0.5 + [40, 30]
+        return Detections(
+            np.array([[40, 30, 104, 94]], np.float32),
+            np.array([0.99], np.float32),
+            lm[None].astype(np.float32),
+        )
+
+
+def test_a_detection_that_is_not_a_face_is_not_painted(monkeypatch) -> None:
+    import facesr.restoration.api as api
+    from facesr.restoration.background import resize
+
+    monkeypatch.setattr(api, "_cached_detector", lambda device: _StubDetector())
+    photo = np.random.default_rng(0).integers(0, 256, (160, 160, 3), dtype=np.uint8)
+    res = api.restore(photo, model="bicubic", device="cpu", upscale=2)
+    assert res.faces[0].status == "skipped" and res.faces[0].reason.startswith("not a frontal face")
+    assert np.array_equal(res.image, resize(photo, 320, 320))
+
+
+class _Inverter(nn.Module):
+    """A 'restorer' whose output disagrees with its input everywhere (colours inverted)."""
+
+    scale = 4
+    lr_size = 32
+    name = "inverter"
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return 1.0 - nn.functional.interpolate(x, scale_factor=4, mode="bicubic", align_corners=False)
+
+
+def test_a_restoration_that_disagrees_with_its_input_is_not_pasted(monkeypatch, crowd: np.ndarray) -> None:
+    import facesr.restoration.api as api
+
+    inv = _Inverter()
+    monkeypatch.setattr(api.ModelPicker, "candidates", lambda self: {32: ("inverter", 4)})
+    monkeypatch.setattr(api.ModelPicker, "get", lambda self, name, scale: inv)
+    res = api.restore(crowd, device="cpu", upscale=1, engine="torch")
+    tried = [f for f in res.faces if f.model == "inverter"]
+    assert tried and all(f.status == "kept" and "disagrees with its input" in f.reason for f in tried)
+    assert not res.restored and np.array_equal(res.image, crowd)  # nothing pasted
+    monkeypatch.undo()
+    assert api.restore(crowd, model="bicubic", device="cpu", upscale=1).restored  # a faithful one passes
+
+
+class _UpNet(nn.Module):
+    """x4 nearest upsampling then a random 3x3 conv: receptive field 1 input px."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv = nn.Conv2d(3, 3, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.conv(nn.functional.interpolate(x, scale_factor=4, mode="nearest")))
+
+
+def test_tiled_background_network_equals_the_whole_image_run() -> None:
+    from facesr.restoration.background import BackgroundUpsampler, network_factor
+
+    net = _UpNet().eval()
+    img = np.random.default_rng(1).integers(0, 256, (70, 90, 3), dtype=np.uint8)
+    assert network_factor(net) == 4
+    whole = BackgroundUpsampler(name="t", net=net, factor=4, tile=1000)(img, 4)
+    tiled = BackgroundUpsampler(name="t", net=net, factor=4, tile=32, overlap=4)(img, 4)
+    assert whole.shape == (280, 360, 3) and np.abs(whole.astype(int) - tiled.astype(int)).max() <= 1
+    assert BackgroundUpsampler(name="t", net=net, factor=4, tile=32)(img, 2).shape == (140, 180, 3)
+
+
+def test_a_face_restorer_is_refused_as_background_upsampler() -> None:
+    from facesr.restoration.background import network_factor
+    from facesr.zoo import Bicubic
+
+    class FixedFrame(nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return nn.functional.interpolate(x, size=(128, 128))
+
+    assert network_factor(Bicubic(2)) == 2
+    with pytest.raises(ValueError, match="not an integer upscale"):
+        network_factor(FixedFrame())
+
+
+def test_mask_score_reads_the_lower_face() -> None:
+    from facesr.restoration.mask import lower_face_box, mask_scores
+
+    noise = torch.full((2, 3, 32, 32), 0.05)
+    y0, y1, x0, x1 = lower_face_box(32)
+    noise[0, :, y0:y1, x0:x1] = 0.5  # a mask's worth of noise in the lower face
+    s = mask_scores(noise)
+    assert s[0] > 10 and abs(float(s[1]) - 1.0) < 1e-5
+
+
+def test_aligned_checks_size_and_framing(one_face: np.ndarray) -> None:
+    from facesr.restoration.api import restore
+
+    big = np.random.default_rng(4).integers(
+        0, 256, (200, 200, 3), dtype=np.uint8
+    )  # no face: framing unchecked
+    res = restore(big, model="bicubic", device="cpu", aligned=True)
+    assert res.faces[0].status == "kept" and "larger than every model input" in res.faces[0].reason
+    assert np.array_equal(res.image, big) and any("framing not checked" in n for n in res.notes)
+    wide = np.zeros((40, 80, 3), np.uint8)
+    res = restore(wide, model="bicubic", device="cpu", aligned=True, upscale=1)
+    assert res.notes and "restored as a photo" in res.notes[0] and res.image.shape == (40, 80, 3)
