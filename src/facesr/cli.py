@@ -39,7 +39,7 @@ def cli() -> None:
 
     Start with `facesr restore photo.jpg -o out/` (bundled models, nothing to prepare) and
     `facesr models`. Scoring on the benchmarks needs, in order: `facesr prepare utkface`,
-    `facesr benchmarks build`, then `facesr eval --model jdsr-lite-x4 --benchmark utk-mask-x4`.
+    `facesr benchmarks build`, then `facesr eval --model jdsr-fast-x4 --benchmark utk-mask-x4`.
     `facesr COMMAND --help` explains each command.
     """
 

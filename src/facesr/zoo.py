@@ -220,7 +220,7 @@ def list_models() -> list[ZooEntry]:
             task="baseline",
             description="antialiased bicubic up-sampling (no weights)",
         )
-        for s in (4, 8)
+        for s in (2, 4, 8)
     ]
     return builtin + list(_read_zoo().values())
 
@@ -501,10 +501,10 @@ def load_model(
     against their sha256 unless ``verify`` is False.
     """
     name = str(name_or_path)
-    if name in ("bicubic", "bicubic-x4", "bicubic-x8"):
+    if name in ("bicubic", "bicubic-x2", "bicubic-x4", "bicubic-x8"):
         s = int(name[-1]) if name != "bicubic" else scale
         if s is None:
-            raise ModelError("bicubic needs a scale: use bicubic-x4 / bicubic-x8 or pass scale")
+            raise ModelError("bicubic needs a scale: use bicubic-x2 / -x4 / -x8 or pass scale")
         if scale is not None and s != scale:
             raise ModelError(f"{name} is x{s}, but x{scale} was asked for")
         return Restorer(Bicubic(s), name=f"bicubic-x{s}", scale=s).to(device)

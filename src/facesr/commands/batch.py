@@ -75,7 +75,7 @@ import click
 @click.option(
     "--model",
     default=None,
-    help="auto (default: jdsr-lite-x4/x8 by face size), bicubic, a zoo name (e.g. cr-x4) or a .safetensors path.",
+    help="auto (default: jdsr-fast-x2/x4/x8 by face size), bicubic, a zoo name (e.g. cr-x4) or a .safetensors path.",
 )
 @click.option(
     "--device",

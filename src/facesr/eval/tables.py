@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 #: Row order in tables; model names are matched on these prefixes after dropping "-x4"/"-x8".
-ROW_ORDER = ("bicubic", "sr-only", "two-stage", "jdsr-lite", "jdsr-paper")
+ROW_ORDER = ("bicubic", "sr-only", "two-stage", "jdsr-lite", "jdsr-paper", "jdsr-fast")
 #: The JDSR-GAN paper's own headline numbers (CelebA test set, its own masks): quoted, not measured.
 PAPER_REFERENCE = {
     4: {"psnr": 29.18, "ssim": 0.8553},
@@ -31,6 +31,8 @@ COLUMNS = (  # key, header, format
     ("ssim_y", "SSIM-Y", "{:.4f}"),
     ("identity", "identity cos", "{:.4f}"),
     ("frd", "FRD", "{:.4f}"),
+    ("psnr_mask_in", "PSNR in mask", "{:.2f}"),
+    ("psnr_mask_out", "PSNR out of mask", "{:.2f}"),
 )
 
 
@@ -49,7 +51,12 @@ def row_from_arch(model_name: str, arch: str, args_json: str) -> str:
         size = json.loads(args_json or "{}").get("size", "lite")
     except (ValueError, AttributeError):
         size = "lite"
-    family = {"jdsr": f"jdsr-{size}", "jdsr_sr_only": "sr-only", "jdsr_two_stage": "two-stage"}.get(arch)
+    family = {
+        "jdsr": f"jdsr-{size}",
+        "jdsr_sr_only": "sr-only",
+        "jdsr_two_stage": "two-stage",
+        "jdsr_fast": "jdsr-fast",
+    }.get(arch)
     return family if family in ROW_ORDER else row_key(model_name)
 
 
@@ -104,11 +111,8 @@ def format_rows(docs: list[dict[str, Any]], scale: int | None = None, reference:
             "masked LR",
             fmt_value(ref["psnr"], "{:.2f}"),
             fmt_value(ref["ssim"], "{:.4f}"),
-            "–",
-            "–",
-            "–",
-            "–",
-            "–",
+            *["–"] * (len(COLUMNS) - 2),  # the paper reports PSNR and SSIM only
+            "–",  # faces
         ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"

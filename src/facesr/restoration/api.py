@@ -48,7 +48,7 @@ from facesr.restoration.pipeline import (
 
 #: The face models of ``model="auto"``, by scale (input = 128 / scale px). Read, never copied:
 #: the per-face choice works on whatever scales are listed here.
-DEFAULT_MODELS = {4: "jdsr-lite-x4", 8: "jdsr-lite-x8"}
+DEFAULT_MODELS = {2: "jdsr-fast-x2", 4: "jdsr-fast-x4", 8: "jdsr-fast-x8"}
 PRECISIONS = ("fp32", "bf16", "fp16")
 #: ``upscale`` values; the default 2 is GFPGAN's: a 20 px face becomes 40 px, where restored
 #: detail shows, while the output stays 4x the input's pixels (x4 is 16x: a 12 MP photo would
