@@ -265,7 +265,9 @@ def test_model_fingerprint_follows_the_weights(tmp_path: Path) -> None:
     from facesr.errors import ModelError
 
     assert model_fingerprint("bicubic") == "bicubic"
-    assert "jdsr-lite-x4=" in model_fingerprint("auto")
+    from facesr.restoration.api import DEFAULT_MODELS
+
+    assert f"{DEFAULT_MODELS[4]}=" in model_fingerprint("auto")
     with pytest.raises(ModelError):
         model_fingerprint("no-such-model")
 

@@ -153,18 +153,19 @@ class _Tiny(nn.Module):
 
 @pytest.fixture
 def tiny_zoo(tmp_path: Path, monkeypatch):
-    """A zoo with jdsr-lite-x4/x8 entries pointing at tiny models in tmp_path."""
+    """A zoo with jdsr-lite-x4/x8 and the DEFAULT_MODELS entries pointing at tiny models in tmp_path."""
     import facesr.restoration.api as api
     from facesr import zoo
 
     register_arch("test-tiny")(_Tiny)
     entries = []
-    for s in (4, 8):
-        f = tmp_path / f"jdsr-lite-x{s}.safetensors"
+    named = {f"jdsr-lite-x{s}": s for s in (4, 8)} | {n: s for s, n in api.DEFAULT_MODELS.items()}
+    for name, s in named.items():
+        f = tmp_path / f"{name}.safetensors"
         zoo.save_weights(_Tiny(s), f, arch="test-tiny", args={"scale": s}, scale=s)
         entries.append(
             {
-                "name": f"jdsr-lite-x{s}",
+                "name": name,
                 "file": f.name,
                 "sha256": zoo.sha256_file(f),
                 "scale": s,
@@ -181,11 +182,11 @@ def tiny_zoo(tmp_path: Path, monkeypatch):
 
 
 def test_default_model_picks_up_installed_jdsr_by_name(tiny_zoo: Path) -> None:
-    from facesr.restoration.api import restore
+    from facesr.restoration.api import DEFAULT_MODELS, restore
 
     res = restore(SAMPLE, device="cpu")
     assert not res.warnings
-    assert {f.model for f in res.restored} <= {"jdsr-lite-x4", "jdsr-lite-x8"} and res.restored
+    assert {f.model for f in res.restored} <= set(DEFAULT_MODELS.values()) and res.restored
 
 
 def test_zoo_wrong_hash_and_missing_file_are_clear_model_errors(tiny_zoo: Path, capsys) -> None:
