@@ -94,7 +94,8 @@ def main() -> None:
     change = (denoised - lr).pow(2).mean(1)
     e = nm.pow(2).mean(1)
     variants = {
-        "noise_lower_over_upper (used)": mask.mask_scores(nm),
+        "denoiser_change_lower_255sq (used)": mask.face_scores(model, lr),
+        "noise_lower_over_upper": mask.mask_scores(nm),
         "noise_lower": e[:, ly0:ly1, lx0:lx1].mean((1, 2)),
         "denoiser_change_lower": change[:, ly0:ly1, lx0:lx1].mean((1, 2)),
         "denoiser_change_lower_over_upper": change[:, ly0:ly1, lx0:lx1].mean((1, 2))
@@ -103,7 +104,7 @@ def main() -> None:
     variant_auc = {k: round(auc(v.numpy(), labels), 4) for k, v in variants.items()}
     rows = [
         {"file": n, "label": int(lab), "score": float(s)}
-        for n, lab, s in zip(names, labels, variants["noise_lower_over_upper (used)"], strict=True)
+        for n, lab, s in zip(names, labels, variants["denoiser_change_lower_255sq (used)"], strict=True)
     ]
     scores = np.array([r["score"] for r in rows])
     labels = np.array([r["label"] for r in rows])

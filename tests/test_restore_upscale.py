@@ -206,6 +206,24 @@ def test_mask_score_reads_the_lower_face() -> None:
     assert s[0] > 10 and abs(float(s[1]) - 1.0) < 1e-5
 
 
+def test_face_score_is_the_denoisers_change_to_the_lower_face() -> None:
+    from types import SimpleNamespace
+
+    from facesr.restoration.mask import face_scores, lower_face_box
+
+    y0, y1, x0, x1 = lower_face_box(32)
+
+    class Denoiser(torch.nn.Module):  # paints the lower face of the first face only, by 10 levels
+        def forward(self, lr: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            out = lr.clone()
+            out[0, :, y0:y1, x0:x1] += 10 / 255
+            return torch.zeros_like(lr), out
+
+    restorer = SimpleNamespace(net=SimpleNamespace(denoiser=Denoiser()))
+    s = face_scores(restorer, torch.rand(2, 3, 32, 32) * 0.5)
+    assert abs(float(s[0]) - 100.0) < 1e-2 and float(s[1]) == 0.0  # 10 levels, squared
+
+
 def test_aligned_checks_size_and_framing(one_face: np.ndarray) -> None:
     from facesr.restoration.api import restore
 

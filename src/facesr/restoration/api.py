@@ -334,7 +334,7 @@ def _detect_masks(results: list[FaceResult], photo: torch.Tensor, device: torch.
     if net is None:
         return time.perf_counter() - t
     lr = torch.cat([align_face(photo, r.face.landmarks, net.lr_size) for r in todo])
-    scores = maskmod.mask_scores(maskmod.noise_map(net, lr)).tolist()
+    scores = maskmod.face_scores(net, lr).tolist()
     for r, sc in zip(todo, scores, strict=True):
         r.mask_score, r.mask = float(sc), bool(sc > maskmod.THRESHOLD)
     return time.perf_counter() - t

@@ -49,6 +49,21 @@ def noise_map(restorer: Any, lr: torch.Tensor) -> torch.Tensor:
     return restorer.net.denoiser.estimator(lr).float()
 
 
+@torch.inference_mode()
+def face_scores(restorer: Any, lr: torch.Tensor) -> torch.Tensor:
+    """The mask score used by ``facesr restore``: how much the denoiser changes the lower face.
+
+    Mean squared change ``(denoised - input)`` over the lower-face box, in 8-bit levels squared. Why
+    not the noise map: the ``jdsr-fast`` denoisers' noise estimator carries no mask signal (ROC AUC 0.48 on
+    rwmfd vs web_unmasked), while what the denoiser *does* to the lower face separates them (0.87;
+    ``benchmarks/mask_detect.py``, docs/restore.md). The noise-map ratio is kept as :func:`mask_scores`.
+    """
+    denoised = restorer.net.denoiser(lr)[1].float()
+    (ly0, ly1, lx0, lx1), _ = _boxes(lr.shape[-1])
+    change = (denoised - lr.float()).pow(2).mean(1) * 255.0**2
+    return change[:, ly0:ly1, lx0:lx1].mean((1, 2))
+
+
 def mask_scores(noise: torch.Tensor) -> torch.Tensor:
     """Lower-face / upper-face noise-map energy, one score per face (module docstring)."""
     (ly0, ly1, lx0, lx1), (uy0, uy1, ux0, ux1) = _boxes(noise.shape[-1])
@@ -63,4 +78,4 @@ def lower_face_box(size: int) -> tuple[int, int, int, int]:
     return _boxes(size)[0]
 
 
-__all__ = ["THRESHOLD", "has_noise_map", "lower_face_box", "mask_scores", "noise_map"]
+__all__ = ["THRESHOLD", "face_scores", "has_noise_map", "lower_face_box", "mask_scores", "noise_map"]
