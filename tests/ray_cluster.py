@@ -97,8 +97,12 @@ class Cluster:
         ready, _, _ = select.select([self.proc.stdout], [], [], timeout)
         line = self.proc.stdout.readline() if ready else b""
         if line.strip() != b"READY":
+            code = self.proc.poll()
+            tail = self.log_tail()  # read before stop() removes the temp folder
             self.stop()
-            raise RuntimeError(f"Ray cluster did not start in {timeout:.0f} s: {self.log_tail()}")
+            raise RuntimeError(
+                f"Ray cluster did not start (holder exit code {code}, timeout {timeout:.0f} s): {tail!r}"
+            )
         children = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children").read_text().split()
         self.ns_pid = int(children[0])  # the holder, PID 1 inside
 
