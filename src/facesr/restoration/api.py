@@ -247,7 +247,7 @@ def mask_model(device: str | torch.device = "cpu") -> Any:
     """The PyTorch restorer whose noise map detects masks: the installed default model with a
     denoiser whose input is closest to 32 px (the x4 frame), or None when none is installed."""
     best = None
-    for scale, name in sorted(DEFAULT_MODELS.items(), key=lambda kv: abs(HR_SIZE // kv[0] - 32)):
+    for scale, name in sorted(DEFAULT_MODELS.items(), key=lambda kv: abs(_input_size(kv[1], kv[0]) - 32)):
         if model_installed(name):
             net = _cached_model(name, scale, str(torch.device(device)), "torch")
             if maskmod.has_noise_map(net):
