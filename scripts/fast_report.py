@@ -16,7 +16,10 @@ from pathlib import Path
 from facesr.io import atomic_write_text
 
 ABLATIONS = [
-    ("abl_lite_x4_pixel", "lite (paper arch), from scratch; all 150 steps are its config's denoiser-only warm-up"),
+    (
+        "abl_lite_x4_pixel",
+        "lite (paper arch), from scratch; all 150 steps are its config's denoiser-only warm-up",
+    ),
     ("abl_fast_x4_scratch", "jdsr-fast, pixel + noise, from scratch"),
     ("abl_fast_x4_pixel", "jdsr-fast, pixel + noise, general-SR start"),
     ("abl_fast_x4_ppi", "jdsr-fast, + face perceptual + identity (shipped objective)"),
