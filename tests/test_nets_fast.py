@@ -211,3 +211,30 @@ def test_warm_start_refuses_another_architecture(prepared: Path, tmp_path: Path)
     save_weights(SROnlyFast(4), other, arch="jdsr_fast_sr_only", args={"scale": 4}, scale=4)
     with pytest.raises(ConfigError, match="not 'jdsr_fast'"):
         train(_fast_cfg(prepared, tmp_path / "c", f"model.init_from={other}"))
+
+
+def test_fast_two_stage_parts_chain_into_a_jdsr_fast_file(prepared: Path, tmp_path: Path) -> None:
+    """The paper's two-stage baseline for the LR-space family: both parts chain into plain ``jdsr_fast``."""
+    from safetensors.torch import load_file
+
+    from facesr.train.loop import train
+    from facesr.train.recipes.jdsr import combine_two_stage
+    from facesr.zoo import load_model
+
+    common = ["recipe.adversarial=false", "run.steps=2", "run.tensorboard=false"]
+    den = train(
+        _fast_cfg(
+            prepared, tmp_path / "den", *common, "recipe.name=two_stage_denoiser", "model.init_from=null"
+        )
+    )
+    sr = train(_fast_cfg(prepared, tmp_path / "sr", *common, "recipe.name=two_stage_sr"))
+    out = combine_two_stage(
+        den / "denoiser.safetensors", sr / "weights.safetensors", tmp_path / "two.safetensors"
+    )
+    model = load_model(out)
+    assert model.meta["facesr.arch"] == "jdsr_fast"
+    assert model(torch.rand(1, 3, 32, 32)).shape == (1, 3, 128, 128)
+    d, s, c = (load_file(str(p)) for p in (den / "denoiser.safetensors", sr / "weights.safetensors", out))
+    assert set(c) == {f"denoiser.{k}" for k in d} | set(s)
+    assert all(torch.equal(c[f"denoiser.{k}"], v) for k, v in d.items())
+    assert all(torch.equal(c[k], v) for k, v in s.items())

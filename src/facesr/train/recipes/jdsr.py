@@ -351,11 +351,21 @@ class TwoStageDenoiserRecipe(Recipe):
     def build_generator(self) -> nn.Module:
         from facesr.nets.jdsr import Denoiser, resolve_size
 
+        base: Any = self.cfg.model.size
+        fast = self.cfg.model.arch == "jdsr_fast"
+        if fast:  # the LR-space family's own denoiser widths (nets.fast), not a named paper size
+            from facesr.nets.fast import FAST_DENOISER
+
+            base = FAST_DENOISER
         try:
-            size = resolve_size(self.cfg.model.size, self.cfg.model.overrides)
+            size = resolve_size(base, self.cfg.model.overrides)
         except ValueError as exc:
             raise ConfigError(f"model.overrides: {exc}") from None
-        return _DenoiserOnly(Denoiser(size))
+        denoiser = Denoiser(size)
+        if fast:  # as in JDSRFast: identity at the start, so both two-stage parts start where joint does
+            nn.init.zeros_(denoiser.unet.out.weight)
+            nn.init.zeros_(denoiser.unet.out.bias)
+        return _DenoiserOnly(denoiser)
 
     @torch.no_grad()
     def preview(self, net: nn.Module, batch: dict[str, torch.Tensor]) -> list[torch.Tensor]:
@@ -416,23 +426,28 @@ def combine_two_stage(
     s_meta, s_state = read(sr_file)
     if d_meta.get("facesr.part") != "denoiser":
         raise ModelError(f"{denoiser_file}: not a two_stage_denoiser part (facesr.part != denoiser)")
-    if s_meta.get("facesr.arch") != "jdsr_sr_only":
+    # the paper family chains into jdsr_two_stage; the LR-space family's parts are exactly JDSRFast's
+    # two sub-modules (denoiser.*, sr_module.*), so they chain into a plain jdsr_fast file
+    target = {"jdsr_sr_only": "jdsr_two_stage", "jdsr_fast_sr_only": "jdsr_fast"}.get(
+        s_meta.get("facesr.arch", "")
+    )
+    if target is None:
         raise ModelError(f"{sr_file}: not an SR-module file (arch {s_meta.get('facesr.arch')!r})")
     d_args, s_args = json.loads(d_meta["facesr.args"]), json.loads(s_meta["facesr.args"])
     if d_args != s_args:
         raise ModelError(f"two-stage parts were built with different settings: {d_args} vs {s_args}")
-    net = build_arch("jdsr_two_stage", s_args)
+    net = build_arch(target, s_args)
     state = {f"denoiser.{k}": v for k, v in d_state.items()} | s_state
     own = net.state_dict()
     state = {k: v.to(own[k].dtype) for k, v in state.items() if k in own}
     missing, unexpected = net.load_state_dict(state, strict=False)
     if missing or unexpected:
-        raise ModelError(f"two-stage parts do not fit jdsr_two_stage (missing {missing[:3]})")
+        raise ModelError(f"two-stage parts do not fit {target} (missing {missing[:3]})")
     out = Path(out)
     save_weights(
         net,
         out,
-        arch="jdsr_two_stage",
+        arch=target,
         args=s_args,
         scale=int(s_meta["facesr.scale"]),
         output_key="sr",
