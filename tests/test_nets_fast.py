@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from facesr.errors import ModelError
-from facesr.nets.fast import SCALES, JDSRFast, SROnlyFast, init_from_general_sr
+from facesr.nets.fast import SCALES, JDSRFast, SROnlyFast, build_jdsr_fast, init_from_general_sr
 from facesr.nets.rlfn import (
     RLFN,
     body_state,
@@ -238,3 +238,41 @@ def test_fast_two_stage_parts_chain_into_a_jdsr_fast_file(prepared: Path, tmp_pa
     assert set(c) == {f"denoiser.{k}" for k in d} | set(s)
     assert all(torch.equal(c[f"denoiser.{k}"], v) for k, v in d.items())
     assert all(torch.equal(c[k], v) for k, v in s.items())
+
+
+def test_bilinear_cnn_d_has_no_sub_pixel_grid_and_takes_transpose_weights() -> None:
+    """``unet_up=bilinear``: a constant input stays constant through CNN_D's up-path (no 2x2 pattern), and a
+    transpose-layout state maps onto it with each 1x1 weight the mean of its old 2x2 kernel."""
+    from facesr.nets.jdsr import transpose_to_bilinear
+
+    old = build_jdsr_fast(scale=4)
+    new = build_jdsr_fast(scale=4, unet_up="bilinear")
+    up = new.denoiser.unet.up1
+    flat = up(torch.ones(1, up.proj.in_channels, 8, 8))
+    assert torch.allclose(flat, flat[..., :1, :1].expand_as(flat), atol=1e-6)
+    state = transpose_to_bilinear(old.state_dict())
+    new.load_state_dict(state, strict=True)
+    w = old.denoiser.unet.up2.weight  # [cin, cout, 2, 2]
+    assert torch.allclose(new.denoiser.unet.up2.proj.weight[:, :, 0, 0], w.mean(dim=(2, 3)).t())
+    with pytest.raises(ValueError, match="unet_up"):
+        build_jdsr_fast(scale=4, unet_up="nearest")
+
+
+def test_lr_scale_groups_by_longest_prefix_and_refuses_unknown_names() -> None:
+    from facesr.errors import ConfigError
+    from facesr.train.loop import lr_groups
+
+    net = build_jdsr_fast(scale=4)
+    params = list(net.parameters())
+    groups = lr_groups(net, params, 1e-3, {"sr_module": 0.1, "sr_module.upsampler": 0.5})
+    lrs = {id(p): g["lr"] for g in groups for p in g["params"]}
+    assert sum(len(g["params"]) for g in groups) == len(params)
+    named = dict(net.named_parameters())
+    assert lrs[id(named["denoiser.unet.out.weight"])] == pytest.approx(1e-3)
+    body = next(n for n in named if n.startswith("sr_module.body."))
+    head = next(n for n in named if n.startswith("sr_module.upsampler."))
+    assert lrs[id(named[body])] == pytest.approx(1e-4)
+    assert lrs[id(named[head])] == pytest.approx(5e-4)
+    assert lr_groups(net, params, 1e-3, {}) is params
+    with pytest.raises(ConfigError, match="lr_scale"):
+        lr_groups(net, params, 1e-3, {"no_such_part": 0.1})

@@ -20,6 +20,7 @@ widths/depths (:data:`SIZES`); x4 and x8 differ only in the input size.
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
@@ -56,6 +57,10 @@ class JDSRSize:
     decoder_blocks: int = 3  # RCABs in the decoder (PAPER figure)
     reduction: int = 16  # channel-attention ratio elsewhere (PROPOSAL, RCAN)
     sr_residual: bool = False  # PROPOSAL switch: add the bicubic image to coarse/SR instead of tanh
+    # CNN_D's up-sampling: "transpose" (2x2 stride-2 transposed conv, PROPOSAL after CBDNet) or "bilinear"
+    # (bilinear x2, then a 1x1 conv; PROPOSAL for jdsr_fast): a stride-2 2x2 kernel paints the same 2x2
+    # pattern under every input pixel, which showed as a dotted grid on real masks (docs/jdsr-fast.md)
+    unet_up: str = "transpose"
 
     def to_args(self) -> dict[str, Any]:
         """JSON-friendly dict (tuples as lists) for weights metadata."""
@@ -108,11 +113,55 @@ class NoiseEstimator(nn.Module):
         return F.softplus(self.tail(self.body(self.head(x))))
 
 
+UNET_UP = ("transpose", "bilinear")
+
+
+class BilinearUp(nn.Module):
+    """x2 bilinear up-sampling, then a 1x1 conv: no sub-pixel pattern can be learnt (cf. transposed conv)."""
+
+    def __init__(self, cin: int, cout: int) -> None:
+        super().__init__()
+        self.proj = nn.Conv2d(cin, cout, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.proj(F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False))
+
+
+def up_layer(cin: int, cout: int, mode: str) -> nn.Module:
+    """CNN_D's x2 up-sampling layer of the given :data:`UNET_UP` mode."""
+    if mode == "transpose":
+        return nn.ConvTranspose2d(cin, cout, 2, stride=2)
+    if mode == "bilinear":
+        return BilinearUp(cin, cout)
+    raise ValueError(f"unet_up must be one of {UNET_UP}, got {mode!r}")
+
+
+def transpose_to_bilinear(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Map a ``transpose`` CNN_D's up-sampling weights onto the ``bilinear`` layout (for a warm start).
+
+    The 1x1 projection gets the mean of each 2x2 transposed kernel: the part of the old layer that is the
+    same under every output pixel. The sub-pixel (dotted) part is what the new layout drops on purpose.
+    """
+    out = dict(state)
+    for key in [k for k in state if re.search(r"(^|\.)up[12]\.weight$", k)]:
+        w = state[key]
+        if w.dim() == 4 and w.shape[-2:] == (2, 2):  # ConvTranspose2d weight: [cin, cout, 2, 2]
+            base = key[: -len("weight")]
+            out.pop(key)
+            out[base + "proj.weight"] = w.mean(dim=(2, 3)).t().contiguous()[:, :, None, None]
+            out[base + "proj.bias"] = out.pop(base + "bias")
+    return out
+
+
 class UNetDenoiser(nn.Module):
     """CNN_D: non-blind CAB U-Net (stages 2/3/6/3/2), additive skips, 1x1 out, global residual."""
 
     def __init__(
-        self, widths: tuple[int, int, int], blocks: tuple[int, int, int, int, int], reduction: int
+        self,
+        widths: tuple[int, int, int],
+        blocks: tuple[int, int, int, int, int],
+        reduction: int,
+        up: str = "transpose",
     ) -> None:
         super().__init__()
         w1, w2, w3 = widths
@@ -124,9 +173,9 @@ class UNetDenoiser(nn.Module):
         self.enc1 = stage(6, w1, b1)
         self.enc2 = stage(w1, w2, b2)
         self.mid = stage(w2, w3, b3)
-        self.up2 = nn.ConvTranspose2d(w3, w2, 2, stride=2)
+        self.up2 = up_layer(w3, w2, up)
         self.dec2 = stage(w2, w2, b4)
-        self.up1 = nn.ConvTranspose2d(w2, w1, 2, stride=2)
+        self.up1 = up_layer(w2, w1, up)
         self.dec1 = stage(w1, w1, b5)
         self.out = nn.Conv2d(w1, 3, 1)
 
@@ -145,7 +194,7 @@ class Denoiser(nn.Module):
     def __init__(self, size: JDSRSize) -> None:
         super().__init__()
         self.estimator = NoiseEstimator(size.est_width, size.est_blocks, size.est_reduction)
-        self.unet = UNetDenoiser(size.unet_widths, size.unet_blocks, size.reduction)
+        self.unet = UNetDenoiser(size.unet_widths, size.unet_blocks, size.reduction, size.unet_up)
 
     def forward(self, lr: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         noise_map = self.estimator(lr)

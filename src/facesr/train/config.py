@@ -16,7 +16,7 @@ import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -119,6 +119,9 @@ class OptimSection(Strict):
     weight_decay: float = Field(0.0, ge=0)
     grad_clip: float | None = Field(10.0, gt=0)  # max global grad norm per network; None: no clipping
     impl: Literal["auto", "fused", "foreach", "plain"] = "auto"  # auto: fused on CUDA, foreach on CPU
+    # lr multipliers for generator parameters by name prefix, e.g. {sr_module: 0.1}: fine-tune a pretrained
+    # part gently while the rest learns at optim.lr (PROPOSAL, docs/jdsr-fast.md); {} = one lr for all
+    lr_scale: dict[str, Annotated[float, Field(gt=0, allow_inf_nan=False)]] = Field(default_factory=dict)
 
 
 class ScheduleSection(Strict):

@@ -231,8 +231,30 @@ def resolve_precision(requested: str, device: torch.device) -> str:
     return requested
 
 
+def lr_groups(
+    net: nn.Module, params: list[nn.Parameter], lr: float, scale: dict[str, float]
+) -> list[nn.Parameter] | list[dict[str, Any]]:
+    """``optim.lr_scale`` as Adam parameter groups: a parameter takes the multiplier of its longest matching
+    name prefix (1 when none matches). A prefix that matches no parameter is a ConfigError, not a no-op.
+    """
+    if not scale:
+        return params
+    module = getattr(net, "module", net)  # DDP / compile wrappers keep the bare net as .module
+    names = {id(p): n for n, p in module.named_parameters()}
+    for prefix in scale:
+        if not any(n == prefix or n.startswith(prefix + ".") for n in names.values()):
+            raise ConfigError(f"optim.lr_scale: no generator parameter is named {prefix!r}.*")
+    by_factor: dict[float, list[nn.Parameter]] = {}
+    for p in params:
+        name = names.get(id(p), "")
+        hits = [k for k in scale if name == k or name.startswith(k + ".")]
+        factor = scale[max(hits, key=len)] if hits else 1.0
+        by_factor.setdefault(factor, []).append(p)
+    return [{"params": ps, "lr": lr * f} for f, ps in sorted(by_factor.items(), reverse=True)]
+
+
 def make_optimizer(
-    params: list[nn.Parameter],
+    params: list[nn.Parameter] | list[dict[str, Any]],
     lr: float,
     betas: tuple[float, float],
     weight_decay: float,
@@ -560,7 +582,8 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> Path:
     for name, params in recipe.trainable().items():
         lr, betas = (cfg.optim.d_lr, cfg.optim.d_betas) if name == "D" else (cfg.optim.lr, cfg.optim.betas)
         impl = "fused" if cfg.run.sync == "log" else cfg.optim.impl  # on-device skip needs fused Adam
-        opt = make_optimizer(params, lr, betas, cfg.optim.weight_decay, impl, device)
+        groups = lr_groups(recipe.nets[name], params, lr, cfg.optim.lr_scale) if name == "G" else params
+        opt = make_optimizer(groups, lr, betas, cfg.optim.weight_decay, impl, device)
         optimizers[name] = opt
         schedulers[name] = torch.optim.lr_scheduler.MultiStepLR(opt, milestones, cfg.schedule.gamma)
         manual = world if name in recipe.sync_manually else 1

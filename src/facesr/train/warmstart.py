@@ -27,6 +27,23 @@ def _read_safetensors(path: str, what: str) -> tuple[dict[str, str], dict[str, t
 def load_part(net: nn.Module, path: str, what: str) -> dict[str, str]:
     """Load every tensor of a safetensors file into ``net`` (strict, dtype-converted); returns its metadata."""
     meta, state = _read_safetensors(path, what)
+    _load_state(net, state, path, what)
+    return meta
+
+
+def _adapt_layout(net: nn.Module, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Earlier layouts that a warm start may still come from: a ``transpose`` CNN_D into a ``bilinear`` one."""
+    own = net.state_dict()
+    wants_bilinear = any(k.endswith("up1.proj.weight") for k in own)
+    has_transpose = any(k.endswith("up1.weight") and v.dim() == 4 for k, v in state.items())
+    if wants_bilinear and has_transpose:
+        from facesr.nets.jdsr import transpose_to_bilinear
+
+        return transpose_to_bilinear(state)
+    return state
+
+
+def _load_state(net: nn.Module, state: dict[str, torch.Tensor], path: str, what: str) -> None:
     own = net.state_dict()
     state = {k: v.to(own[k].dtype) if k in own else v for k, v in state.items()}
     try:
@@ -34,7 +51,6 @@ def load_part(net: nn.Module, path: str, what: str) -> dict[str, str]:
     except RuntimeError as exc:
         first = str(exc).strip().splitlines()[0]
         raise ConfigError(f"{what}: {path} does not fit the network ({first})") from None
-    return meta
 
 
 def warm_start(net: nn.Module, source: str, arch: str) -> None:
@@ -53,10 +69,10 @@ def warm_start(net: nn.Module, source: str, arch: str) -> None:
         except ModelError as exc:
             raise ConfigError(f"model.init_from=general-sr: {exc}") from None
         return
-    meta, _ = _read_safetensors(source, "model.init_from")
+    meta, state = _read_safetensors(source, "model.init_from")
     if meta.get("facesr.arch") not in (arch, None):
         raise ConfigError(f"model.init_from: {source} is a {meta.get('facesr.arch')!r} model, not {arch!r}")
-    load_part(net, source, "model.init_from")
+    _load_state(net, _adapt_layout(net, state), source, "model.init_from")
 
 
 def prior_totals(cfg: TrainConfig) -> dict[str, float]:
