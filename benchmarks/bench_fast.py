@@ -98,6 +98,57 @@ def infer_rows(models: list[str], repeats: int) -> list[dict[str, object]]:
     return rows
 
 
+def compute_floor(threads: int) -> dict[str, object]:
+    """Why the 40 images/s target is out of reach: GFLOP per training image against this CPU's matmul peak.
+
+    Counts the forward + backward FLOPs of the generator (``torch.utils.flop_counter``) and of the face-id
+    pass that the perceptual and identity terms add, then times a large fp32 matmul with the same threads:
+    images/s can be at most peak GFLOPS / GFLOP per image, and convolutions reach a fraction of the peak.
+    """
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from facesr.nets.face_id import load_face_id
+    from facesr.zoo import build_arch
+
+    def gflop(fn) -> float:  # type: ignore[no-untyped-def]
+        with FlopCounterMode(display=False) as fc:
+            fn()
+        return fc.get_total_flops() / 16 / 1e9
+
+    def gen_step() -> None:
+        out = net(torch.rand(16, 3, 32, 32))
+        (out["sr"].mean() + out["denoised"].mean()).backward()
+
+    def face_id_step() -> None:
+        x = torch.rand(16, 3, 128, 128, requires_grad=True)
+        fid.embed_and_features(x)[0].sum().backward()
+        with torch.no_grad():
+            fid.embed_and_features(torch.rand(16, 3, 128, 128))
+
+    net = build_arch("jdsr_fast", {"size": "fast", "scale": 4, "unet_up": "bilinear"})
+    fid = load_face_id()
+    g, f = gflop(gen_step), gflop(face_id_step)
+    a, b = torch.rand(2048, 2048), torch.rand(2048, 2048)
+    torch.mm(a, b)
+    t = time.perf_counter()
+    for _ in range(5):
+        torch.mm(a, b)
+    peak = 5 * 2 * 2048**3 / (time.perf_counter() - t) / 1e9
+    row = {
+        "threads": threads,
+        "generator_gflop_per_image": round(g, 2),
+        "face_id_gflop_per_image": round(f, 2),
+        "matmul_peak_gflops": round(peak, 1),
+        "ceiling_pixel_images_per_s": round(peak / g, 1),
+        "ceiling_shipped_images_per_s": round(peak / (g + f), 1),
+    }
+    print(
+        f"floor  generator {g:.2f} + face-id {f:.2f} GFLOP/image; matmul peak {peak:.0f} GFLOPS -> at most "
+        f"{peak / g:.0f} img/s (pixel terms) / {peak / (g + f):.0f} img/s (shipped objective) at 100% of peak"
+    )
+    return row
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--threads", type=int, default=2)
@@ -125,6 +176,7 @@ def main() -> None:
         out["train"] = train_rows(
             PreparedSet.load(prepared_dir("utkface")), args.steps, args.warmup, args.batch
         )
+    out["compute_floor"] = compute_floor(torch.get_num_threads())
     out["inference"] = infer_rows(args.models, args.repeats)
     if args.json:
         from facesr.io import atomic_write_text
