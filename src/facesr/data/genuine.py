@@ -289,6 +289,12 @@ def _report(
     }
 
 
+#: Genuine validation split [OURS, issue 19]: share of the train photos (with a face <= max_size) whose
+#: faces are held out for model choice, and the seed of that draw (independent of the build's test draw).
+VAL_FRACTION = 0.2
+VAL_SEED = 1
+
+
 @dataclass
 class GenuineSet:
     """A built genuine-LR folder: ``lr`` uint8 [N,16,16,3], ``split`` (0 train / 1 test), ``meta``."""
@@ -296,6 +302,7 @@ class GenuineSet:
     lr: np.ndarray
     split: np.ndarray
     meta: list[dict[str, Any]]
+    max_size: float = 32.0  # the build's max_size (report.json), for the val split
 
     @classmethod
     def load(cls, folder: str | Path) -> GenuineSet:
@@ -311,12 +318,43 @@ class GenuineSet:
         ]
         if len(lr) != len(split) or len(lr) != len(meta):
             raise DataError(f"{folder}: lr16.npy, split.npy and meta.jsonl disagree in length")
-        return cls(lr=lr, split=split, meta=meta)
+        max_size = GenuineConfig.max_size
+        if (folder / "report.json").is_file():
+            cfg = json.loads((folder / "report.json").read_text(encoding="utf-8")).get("config", {})
+            max_size = float(cfg.get("max_size", max_size))
+        return cls(lr=lr, split=split, meta=meta, max_size=max_size)
 
     def indices(self, which: str) -> np.ndarray:
-        if which not in ("train", "test"):
-            raise DataError(f"split must be train or test, not {which!r}")
-        return np.nonzero(self.split == (1 if which == "test" else 0))[0]
+        """Rows of a split: ``test`` (as built), ``val`` (faces <= ``max_size`` of a seeded
+        :data:`VAL_FRACTION` of the train photos that have one), ``train`` (the built train split
+        minus every face of those photos, so no photo is in two splits) or ``train_all`` (the built
+        train split, val included: what the models trained before the val split saw)."""
+        if which not in ("train", "val", "test", "train_all"):
+            raise DataError(f"split must be train, val, test or train_all, not {which!r}")
+        if which == "test":
+            return np.nonzero(self.split == 1)[0]
+        if which == "train_all":
+            return np.nonzero(self.split == 0)[0]
+        in_val_photo, small = self._val_photos()
+        if which == "val":
+            return np.nonzero(in_val_photo & small)[0]
+        return np.nonzero((self.split == 0) & ~in_val_photo)[0]
+
+    def _val_photos(self) -> tuple[np.ndarray, np.ndarray]:
+        """(train face in a validation photo, face <= max_size) masks over all rows. [OURS]
+
+        Drawn by photo (``meta['path']``; byte-identical photos were already merged by the build) from
+        the train photos with at least one face <= ``max_size``, seeded (:data:`VAL_SEED`), so the
+        validation faces are genuine faces of the size the test split has, from photos that are in
+        neither the test split nor the (new) train split."""
+        train = self.split == 0
+        small = np.array([float(m.get("native_size", 0)) <= self.max_size for m in self.meta], dtype=bool)
+        paths = [m["path"] for m in self.meta]
+        photos = sorted({paths[i] for i in np.nonzero(train & small)[0]})
+        order = np.random.default_rng(VAL_SEED).permutation(len(photos))
+        val = {photos[j] for j in order[: round(VAL_FRACTION * len(photos))]}
+        in_val = np.array([p in val for p in paths], dtype=bool) & train
+        return in_val, small
 
 
 def summary_markdown(report: dict[str, Any]) -> str:

@@ -152,6 +152,38 @@ def load_sets(
     return gset.lr[rows], hr, ids
 
 
+#: FRD reference of the genuine validation split: this many UTKFace *train* faces (seeded choice), so that
+#: no test face (genuine or HR) takes part in a model choice. [OURS, issue 19]
+VAL_REF_FACES = 1000
+VAL_REF_SEED = 0
+
+
+def load_val_sets(
+    genuine_dir: str | Path, prepared_dir: str | Path, limit: int | None = None
+) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Genuine *validation* faces (:meth:`facesr.data.genuine.GenuineSet.indices` ``"val"``) with ids,
+    and the validation FRD reference: :data:`VAL_REF_FACES` UTKFace train faces at 64x64."""
+    from facesr.data.genuine import GenuineSet
+
+    gset = GenuineSet.load(genuine_dir)
+    rows = gset.indices("val")
+    if len(rows) < 2:
+        raise DataError(f"{genuine_dir}: fewer than 2 genuine validation faces")
+    prep = Path(prepared_dir)
+    split = np.load(prep / "split.npy")
+    train_rows = np.nonzero(split == 0)[0]
+    pick = np.sort(
+        np.random.default_rng(VAL_REF_SEED).choice(
+            train_rows, size=min(VAL_REF_FACES, len(train_rows)), replace=False
+        )
+    )
+    hr = np.asarray(np.load(prep / "faces64.npy", mmap_mode="r")[pick])
+    if limit:
+        rows, hr = rows[:limit], hr[:limit]
+    ids = [f"{gset.meta[r]['path']}#{r}" for r in rows]
+    return gset.lr[rows], hr, ids
+
+
 def masked_reference(
     prepared_dir: str | Path, data: str | Path | None = None, seed: int = 0, limit: int | None = None
 ) -> np.ndarray:
@@ -267,6 +299,28 @@ class GenuineBench:
         }
         self.genuine_dir, self.prepared_dir = str(genuine_dir), str(prepared_dir)
 
+    @cached_property
+    def val(self) -> tuple[np.ndarray, np.ndarray, list[str]]:
+        """(val genuine faces, val HR reference, ids): loaded on the first ``genuine-lr-val`` run."""
+        out = load_val_sets(self.genuine_dir, self.prepared_dir, self.limit)
+        self.checksums["genuine-lr-val"] = hashlib.sha256(out[0].tobytes()).hexdigest()
+        return out
+
+    @cached_property
+    def has_val(self) -> bool:
+        """Whether the genuine set has a validation split to score (at least 2 faces)."""
+        from facesr.data.genuine import GenuineSet
+
+        return len(GenuineSet.load(self.genuine_dir).indices("val")) >= 2
+
+    @cached_property
+    def val_hr_emb(self) -> torch.Tensor:
+        return _cached_embeddings(self.embedder, self.val[1], self.cache)
+
+    @cached_property
+    def val_in_emb(self) -> torch.Tensor:
+        return self.embedder(bicubic64(to01(self.val[0])))
+
     # The embeddings are only computed when genuine-lr is scored (utk-art-x4 needs none).
     @cached_property
     def embedder(self) -> Embedder:
@@ -295,21 +349,24 @@ class GenuineBench:
             raise DataError(f"unknown CR benchmark {benchmark!r}; known: {', '.join(BENCHMARKS)}")
         t0 = time.perf_counter()
         run = bicubic64 if restorer is None else (lambda x: restore64(restorer, x))
-        if benchmark == "genuine-lr":
-            out = run(to01(self.gen16))
+        if benchmark in ("genuine-lr", "genuine-lr-val"):
+            val = benchmark == "genuine-lr-val"
+            gen16, ids = (self.val[0], self.val[2]) if val else (self.gen16, self.ids)
+            ref, inp = (self.val_hr_emb, self.val_in_emb) if val else (self.hr_emb, self.gen_in_emb)
+            out = run(to01(gen16))
             e_out = self.embedder(out)
-            ident = create_metric("identity").cosine(e_out, self.gen_in_emb)
-            boot = bootstrap_frd(e_out, self.hr_emb)
+            ident = create_metric("identity").cosine(e_out, inp)
+            boot = bootstrap_frd(e_out, ref)
             metrics: dict[str, Any] = {
-                "frd": create_metric("frd")(e_out, self.hr_emb),
+                "frd": create_metric("frd")(e_out, ref),
                 "frd_se": float(np.std(boot, ddof=1)),
             }
-            if self.masked_emb is not None:
+            if not val and self.masked_emb is not None:
                 metrics["frd_masked_ref"] = create_metric("frd")(e_out, self.masked_emb)
             metrics["identity_vs_bicubic_input"] = float(ident.mean())
             per = [
                 {"id": i, "identity_vs_bicubic_input": round(float(v), 6)}
-                for i, v in zip(self.ids, ident.tolist(), strict=True)
+                for i, v in zip(ids, ident.tolist(), strict=True)
             ]
             extra = {
                 "frd_bootstrap": {
@@ -319,7 +376,7 @@ class GenuineBench:
                     "values": [round(float(v), 6) for v in boot],
                 }
             }
-            samples = out[grid_rows(len(out))]
+            samples = None if val else out[grid_rows(len(out))]
         else:
             from facesr.data.degrade import downsample
 
@@ -347,9 +404,11 @@ class GenuineBench:
     def protocol(self, benchmark: str) -> dict[str, Any]:
         """The protocol block of a CR result file (what was compared with what, and how)."""
         n_gen, n_hr = len(self.ids), len(self.hr64)
+        if benchmark == "genuine-lr-val":
+            n_val, n_ref = len(self.val[2]), len(self.val[1])
         common = {
             "benchmark": benchmark,
-            "split": "test",
+            "split": "val" if benchmark == "genuine-lr-val" else "test",
             "scale": SCALE_LEARNED,
             "lr_size": LR,
             "hr_size": HR,
@@ -358,6 +417,27 @@ class GenuineBench:
             "complete": self.limit is None,
             "benchmark_checksum": self.checksums[benchmark],
         }
+        if benchmark == "genuine-lr-val":
+            return {
+                **common,
+                "data_set": (
+                    f"genuine LR faces (`facesr genuine build`, {self.genuine_dir}), validation split "
+                    "(facesr.data.genuine.GenuineSet.indices('val'): by photo, from the built train split)"
+                ),
+                "n_faces": n_val,
+                "n_faces_in_benchmark": n_val,
+                "input": "genuine 16x16 faces (MTCNN-detected in rwmfd/web_unmasked, template-aligned)",
+                "target": (
+                    f"none (no ground truth); FRD reference = {n_ref} UTKFace prepared TRAIN faces at 64x64 "
+                    f"(seeded choice, seed {VAL_REF_SEED}): no test face takes part in model choice"
+                ),
+                "metrics": {
+                    k: DEFINITIONS[k]
+                    .replace("test faces", "validation faces")
+                    .replace("(UTKFace prepared test split)", "(UTKFace prepared train faces)")
+                    for k in ("frd", "frd_se", "identity_vs_bicubic_input")
+                },
+            }
         if benchmark == "genuine-lr":
             masked = ("frd_masked_ref",) if self.masked_emb is not None else ()
             return {
@@ -498,13 +578,14 @@ def run_genuine_eval(
         cache_dir=cache_dir,
     )
     paths = []
+    benchmarks = [b for b in BENCHMARKS if b != "genuine-lr-val" or bench.has_val]
     for name, spec in methods:
         restorer = None if spec in ("bicubic", "bicubic-x4") else load_model(spec).eval()
         model = {"name": name, "kind": "baseline" if restorer is None else "facesr", "weights": spec}
         if restorer is not None:
             meta = getattr(restorer, "meta", {}) or {}
             model.update({"arch": meta.get("facesr.arch", ""), "arch_args": meta.get("facesr.args", "")})
-        for benchmark in BENCHMARKS:
+        for benchmark in benchmarks:
             doc = evaluate_model(bench, benchmark, restorer, model, command)
             paths.append(write_result(doc, out_dir))
     return paths

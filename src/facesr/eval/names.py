@@ -16,6 +16,6 @@ FROZEN_BENCHMARKS: dict[str, tuple[str, int]] = {
     "celeba10k-x8": ("celeba10k", 8),
 }
 #: Characteristic Regularisation benchmarks (16x16 -> 64x64, no frozen folder; facesr.eval.genuine).
-CR_BENCHMARKS = ("genuine-lr", "utk-art-x4")
+CR_BENCHMARKS = ("genuine-lr", "genuine-lr-val", "utk-art-x4")
 #: Every name ``facesr eval --benchmark`` accepts, in the order its help lists them.
 BENCHMARK_NAMES = (*FROZEN_BENCHMARKS, *CR_BENCHMARKS)

@@ -172,18 +172,37 @@ def _paired_frd_change(doc: dict[str, Any], ref: dict[str, Any]) -> str:
     return f"{100 * point:+.1f} % [{100 * lo:+.1f}, {100 * hi:+.1f}]"
 
 
+def _val_cells(doc: dict[str, Any] | None, ref: dict[str, Any] | None) -> str:
+    """The genuine validation split's FRD and its paired change vs the reference (two cells)."""
+    if doc is None:
+        return " – | – |"
+    change = "–" if ref is None else _paired_frd_change(doc, ref)
+    if ref is not None and doc is ref:
+        change = "(reference)"
+    return f" {fmt_value(doc['metrics'].get('frd'), '{:.4f}')} | {change} |"
+
+
 def cr_section(by_bench: dict[str, list[dict[str, Any]]], grid: str | None) -> list[str]:
     """The Characteristic Regularisation section: genuine-lr and utk-art-x4 side by side per method."""
     gen = {d["model"]["name"]: d for d in by_bench.get("genuine-lr", [])}
     art = {d["model"]["name"]: d for d in by_bench.get("utk-art-x4", [])}
-    names = sorted(set(gen) | set(art), key=_cr_key)
+    val = {d["model"]["name"]: d for d in by_bench.get("genuine-lr-val", [])}
+    names = sorted(set(gen) | set(art) | set(val), key=_cr_key)
     ref, cyc = gen.get(CR_REFERENCE), gen.get(CR_CYCLE)
+    vref = val.get(CR_REFERENCE)
     out = ["## Characteristic Regularisation: genuine low-resolution faces (16x16 -> 64x64)", ""]
     if gen:
         p = next(iter(gen.values()))["protocol"]
         out += [
             f"`genuine-lr`: {p['n_faces_in_benchmark']} genuine test faces ({p['data_set']}); target: "
             f"{p['target']}; checksum `{str(p['benchmark_checksum'])[:16]}`.",
+        ]
+    if val:
+        p = next(iter(val.values()))["protocol"]
+        out += [
+            f"`genuine-lr-val`: {p['n_faces_in_benchmark']} genuine validation faces ({p['data_set']}); "
+            f"target: {p['target']}; checksum `{str(p['benchmark_checksum'])[:16]}`. Every model choice "
+            "is made on this split (never on `genuine-lr`).",
         ]
     if art:
         p = next(iter(art.values()))["protocol"]
@@ -202,8 +221,9 @@ def cr_section(by_bench: dict[str, list[dict[str, Any]]], grid: str | None) -> l
         "",
         "| method | FRD (genuine) | FRD SE | FRD change vs "
         f"{CR_REFERENCE} [95% CI] | FRD change vs {CR_CYCLE} [95% CI] | FRD vs masked HR | "
-        "identity vs bicubic input | PSNR dB (artificial) | SSIM (artificial) |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "identity vs bicubic input | PSNR dB (artificial) | SSIM (artificial) |"
+        + (f" FRD (genuine val) | val FRD change vs {CR_REFERENCE} [95% CI] |" if val else ""),
+        "|---|---|---|---|---|---|---|---|---|" + ("---|---|" if val else ""),
     ]
     for name in names:
         g, a = gen.get(name), art.get(name)
@@ -220,6 +240,7 @@ def cr_section(by_bench: dict[str, list[dict[str, Any]]], grid: str | None) -> l
             f"{fmt_value(gm.get('frd_se'), '{:.4f}')} | {change} | {vs_cycle} | "
             f"{fmt_value(gm.get('frd_masked_ref'), '{:.4f}')} | {fmt_value(gm.get('identity_vs_bicubic_input'), '{:.4f}')} | "
             f"{fmt_value(am.get('psnr'), '{:.2f}')} | {fmt_value(am.get('ssim'), '{:.4f}')} |"
+            + (_val_cells(val.get(name), vref) if val else "")
         )
     out.append("")
     if grid:

@@ -17,6 +17,12 @@ inference models take ``out_size`` (default 128) and, when it is larger than 64,
 antialiased bicubic x2. Weights are saved with their sizes (``facesr.lr_size=16``,
 ``facesr.hr_size=128``, so ``facesr.scale=8`` is the overall ratio) and ``facesr.learned_scale=4``.
 Pass ``out_size=64`` to get the network's native output (the genuine-LR evaluation does).
+
+G_S comes in two forms (``gs_arch``): ``"srresnet"`` (:class:`SRNet`, trained from scratch; the first
+CPU runs and the shipped ``cr-x4``) and ``"rlfn"`` (:class:`facesr.nets.fast.FastSRModule` at x4: the
+LR-space RLFN body of ``jdsr_fast``, 16x16 -> 64x64, which starts from the shared general-SR weights
+``../shared/pretrained/rlfn_prune_x4_div2k.safetensors``; ``gs_width`` / ``gs_blocks`` / ``gs_kernel`` /
+``bicubic_skip`` do not apply to it: its shape is fixed by the pretrained weights). [OURS]
 """
 
 from __future__ import annotations
@@ -99,6 +105,22 @@ class SRNet(nn.Module):
         return out
 
 
+GS_ARCHS = ("srresnet", "rlfn")
+
+
+def make_gs(
+    gs_arch: str = "srresnet", width: int = 64, blocks: int = 16, bicubic_skip: bool = True, kernel: int = 9
+) -> nn.Module:
+    """G_S of the given family (see the module docstring): SRResNet-style or the pretrained-shape RLFN."""
+    if gs_arch == "srresnet":
+        return SRNet(width, blocks, bicubic_skip, kernel)
+    if gs_arch == "rlfn":
+        from facesr.nets.fast import FastSRModule
+
+        return FastSRModule(SCALE)
+    raise ValueError(f"gs_arch must be one of {GS_ARCHS}, got {gs_arch!r}")
+
+
 class Downsampler(nn.Module):
     """Learned HR -> genuine-LR generator of the cycle-style baseline (64 -> 16). [PROPOSAL]
 
@@ -163,7 +185,7 @@ class _Inference(nn.Module):
 class CRModel(_Inference):
     """Inference ``G_S(G_C(x))`` (papers.md 2.4). ``gc=None`` gives the SR-only baseline."""
 
-    def __init__(self, gc: Consistifier | None, gs: SRNet, out_size: int = 128) -> None:
+    def __init__(self, gc: Consistifier | None, gs: nn.Module, out_size: int = 128) -> None:
         super().__init__()
         self.gc = gc
         self.gs = gs
@@ -187,10 +209,11 @@ class CycleSR(_Inference):
         bicubic_skip: bool = True,
         out_size: int = 128,
         gs_kernel: int = 9,
+        gs_arch: str = "srresnet",
     ) -> None:
         super().__init__()
         self.gc = Consistifier(gc_width, gc_blocks)
-        self.gs = SRNet(gs_width, gs_blocks, bicubic_skip, gs_kernel)
+        self.gs = make_gs(gs_arch, gs_width, gs_blocks, bicubic_skip, gs_kernel)
         self.out_size = int(out_size)
 
     def forward_native(self, x: torch.Tensor) -> torch.Tensor:
@@ -209,9 +232,10 @@ def build_cr(
     bicubic_skip: bool = True,
     out_size: int = 128,
     gs_kernel: int = 9,
+    gs_arch: str = "srresnet",
 ) -> CRModel:
     """CR inference model G_S(G_C(x)), 16x16 -> ``out_size``."""
-    gs = SRNet(gs_width, gs_blocks, bicubic_skip, gs_kernel)
+    gs = make_gs(gs_arch, gs_width, gs_blocks, bicubic_skip, gs_kernel)
     return CRModel(Consistifier(gc_width, gc_blocks), gs, out_size)
 
 
@@ -222,9 +246,10 @@ def build_cr_sr_only(
     bicubic_skip: bool = True,
     out_size: int = 128,
     gs_kernel: int = 9,
+    gs_arch: str = "srresnet",
 ) -> CRModel:
     """SR-only baseline: G_S trained on artificial pairs, applied to genuine LR directly."""
-    return CRModel(None, SRNet(gs_width, gs_blocks, bicubic_skip, gs_kernel), out_size)
+    return CRModel(None, make_gs(gs_arch, gs_width, gs_blocks, bicubic_skip, gs_kernel), out_size)
 
 
 @register_arch("cycle_sr")
@@ -236,6 +261,7 @@ def build_cycle_sr(
     bicubic_skip: bool = True,
     out_size: int = 128,
     gs_kernel: int = 9,
+    gs_arch: str = "srresnet",
 ) -> CycleSR:
     """Cycle-style baseline's inference path (genuine LR -> HR)."""
-    return CycleSR(gc_width, gc_blocks, gs_width, gs_blocks, bicubic_skip, out_size, gs_kernel)
+    return CycleSR(gc_width, gc_blocks, gs_width, gs_blocks, bicubic_skip, out_size, gs_kernel, gs_arch)

@@ -44,7 +44,7 @@ from torch import nn
 from facesr.config import Strict
 from facesr.errors import ConfigError, DataError
 from facesr.losses import cr as L
-from facesr.nets.cr import Consistifier, CRModel, CycleSR, Downsampler, PatchDiscriminator, SRNet
+from facesr.nets.cr import Consistifier, CRModel, CycleSR, Downsampler, PatchDiscriminator, make_gs
 from facesr.train.recipes import register_recipe
 
 SCALE = 4
@@ -75,6 +75,10 @@ class CRNets(Strict):
     gs_blocks: int = Field(16, ge=0)
     bicubic_skip: bool = True  # [OURS] G_S output added to the bicubic-upsampled input
     gs_kernel: int = Field(9, gt=0)  # G_S head/tail kernel (SRResNet: 9)
+    # [OURS] G_S family: "srresnet" (SRNet from scratch) or "rlfn" (the LR-space RLFN body of jdsr_fast at
+    # x4, 16 -> 64, shape fixed by the shared general-SR weights it starts from in stage A; gs_width,
+    # gs_blocks, gs_kernel and bicubic_skip do not apply to it)
+    gs_arch: Literal["srresnet", "rlfn"] = "srresnet"
     d_width: int = Field(64, gt=0)
     use_d_hr: bool = False  # optional D_HR (needs loss.sr_adv or loss.cr_hr_adv > 0 to matter)
     down_width: int = Field(32, gt=0)  # cycle baseline's HR->LR generator
@@ -94,6 +98,10 @@ class CRSection(Strict):
     # masked; without this D_LR can tell the domains apart by the mask alone. [OURS]
     mask_artificial: float = Field(0.0, ge=0, le=1)
     mask_pool: int = Field(1024, gt=0)
+    # [OURS] artificial LR through the real-world degradation pipeline (facesr.data.realistic: blur,
+    # resize, noise, JPEG, 30 % left clean) instead of clean bicubic only: the models issue's pipeline.
+    # Stage A/C (G_S) use it; in stage B it would also change what D_LR calls "artificial".
+    degrade: bool = False
     # stage C input: G_S fine-tuned on x_a (papers.md 2.4) or on G_C(x_a) with G_C fixed [OURS]: the
     # pipeline G_S(G_C(.)) is what inference runs, so the latter recovers what G_C changes in artificial LR
     c_input: Literal["artificial", "consistified"] = "artificial"
@@ -160,6 +168,7 @@ class CRBatcher:
         flip: bool = True,
         masked64: np.ndarray | None = None,
         mask_share: float = 0.0,
+        degrade: bool = False,
     ) -> None:
         if len(hr64) == 0:
             raise DataError("no HR training faces (faces64.npy train split is empty)")
@@ -173,6 +182,11 @@ class CRBatcher:
         self.masked = None if masked64 is None else to_t(masked64)
         self.gen = None if genuine16 is None else to_t(genuine16)
         self.mask_share = float(mask_share)
+        self.degrade = None
+        if degrade:
+            from facesr.data.realistic import RealDegradation
+
+            self.degrade = RealDegradation()
         self.batch_size, self.device, self.flip = batch_size, torch.device(device), flip
         self.generator = torch.Generator().manual_seed(seed)
 
@@ -199,7 +213,8 @@ class CRBatcher:
         if self.masked is not None and self.mask_share > 0:
             use = (torch.rand(n, generator=self.generator) < self.mask_share).to(y.device)
             y = torch.where(use[:, None, None, None], self._take(self.masked, n), y)
-        out = {"hr": y, "lr_art": artificial_lr(y)}
+        lr = self.degrade(y, SCALE, self.generator) if self.degrade is not None else artificial_lr(y)
+        out = {"hr": y, "lr_art": lr}
         if self.gen is not None:
             out["lr_gen"] = self._take(self.gen, n)
         return out
@@ -263,10 +278,16 @@ def cr_batcher(cfg: Any, device: torch.device, seed: int) -> tuple[CRBatcher, di
         gs = GenuineSet.load(gdir)
         gen = gs.lr[gs.indices("train")]
         desc_gen = f"; genuine LR `{gdir}` train split ({len(gen)} faces)"
-    batcher = CRBatcher(hr, gen, cfg.data.batch_size, device, seed, crs.flip, masked, crs.mask_artificial)
+    batcher = CRBatcher(
+        hr, gen, cfg.data.batch_size, device, seed, crs.flip, masked, crs.mask_artificial, crs.degrade
+    )
     desc = (
         f"artificial pairs from prepared set `{prep}` faces64 {cfg.data.split} split ({len(hr)} faces, "
-        f"x_a = bicubic x1/4"
+        + (
+            "x_a = real-world degradations x1/4 (facesr.data.realistic)"
+            if crs.degrade
+            else "x_a = bicubic x1/4"
+        )
         + (f", {crs.mask_artificial:.0%} wearing synthetic masks" if masked is not None else "")
         + f"){desc_gen}"
     )
@@ -417,7 +438,12 @@ class CRRecipe:
             "bicubic_skip": n.bicubic_skip,
             "out_size": PREVIEW,
             "gs_kernel": n.gs_kernel,
+            "gs_arch": n.gs_arch,
         }
+
+    def make_gs(self) -> nn.Module:
+        n = self.crs.nets
+        return make_gs(n.gs_arch, n.gs_width, n.gs_blocks, n.bicubic_skip, n.gs_kernel)
 
     def arch_args(self) -> dict[str, Any]:
         n = self.crs.nets
@@ -505,7 +531,7 @@ class StageA(CRRecipe):
 
     def build(self) -> None:
         n = self.crs.nets
-        self.gs = SRNet(n.gs_width, n.gs_blocks, n.bicubic_skip, n.gs_kernel)
+        self.gs = self.make_gs()
         self.generator = CRModel(None, self.gs, PREVIEW)
         self.nets["G"] = self.generator
         if n.use_d_hr:
@@ -517,6 +543,10 @@ class StageA(CRRecipe):
     def init_from_previous(self) -> None:
         if self.crs.init is not None:  # optional: continue from an earlier G_S
             load_part(self.gs, load_init(self.crs.init), "gs", self.crs.init)
+        elif self.crs.nets.gs_arch == "rlfn":  # the LR-space backbone starts from the general-SR weights
+            from facesr.nets.fast import init_from_general_sr
+
+            init_from_general_sr(self.gs)
 
     def step(
         self, batch: dict[str, torch.Tensor], step: int, updaters: dict[str, Any]
@@ -530,7 +560,7 @@ class StageB(CRRecipe):
 
     def build(self) -> None:
         n = self.crs.nets
-        self.gs = SRNet(n.gs_width, n.gs_blocks, n.bicubic_skip, n.gs_kernel).requires_grad_(False)
+        self.gs = self.make_gs().requires_grad_(False)
         self.gc = Consistifier(n.gc_width, n.gc_blocks)
         self.generator = CRModel(self.gc, self.gs, PREVIEW)
         self.nets["G"] = self.generator
@@ -587,7 +617,7 @@ class StageC(CRRecipe):
 
     def build(self) -> None:
         n = self.crs.nets
-        self.gs = SRNet(n.gs_width, n.gs_blocks, n.bicubic_skip, n.gs_kernel)
+        self.gs = self.make_gs()
         self.gc = Consistifier(n.gc_width, n.gc_blocks).requires_grad_(False)
         self.generator = CRModel(self.gc, self.gs, PREVIEW)
         self.nets["G"] = self.generator
@@ -618,7 +648,7 @@ class Cycle(CRRecipe):
     def build(self) -> None:
         n = self.crs.nets
         self.up = CycleSR(
-            n.gc_width, n.gc_blocks, n.gs_width, n.gs_blocks, n.bicubic_skip, PREVIEW, n.gs_kernel
+            n.gc_width, n.gc_blocks, n.gs_width, n.gs_blocks, n.bicubic_skip, PREVIEW, n.gs_kernel, n.gs_arch
         )
         self.down = Downsampler(n.down_width, n.down_blocks)
         self.generator = self.up
