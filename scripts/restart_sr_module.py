@@ -25,6 +25,7 @@ def main() -> None:
     ap.add_argument("source", type=Path)
     ap.add_argument("out", type=Path)
     ap.add_argument("--unet-up", choices=["transpose", "bilinear"], default="bilinear")
+    ap.add_argument("--keep-sr", action="store_true", help="keep the trained SR module (only remap CNN_D)")
     args = ap.parse_args()
     from facesr.nets.fast import build_jdsr_fast, init_from_general_sr
     from facesr.nets.jdsr import transpose_to_bilinear
@@ -40,13 +41,15 @@ def main() -> None:
         state = transpose_to_bilinear(state)
         arch_args["unet_up"] = "bilinear"
     net = build_jdsr_fast(**arch_args)
-    den = {k: v for k, v in state.items() if k.startswith("denoiser.")}
-    missing, unexpected = net.load_state_dict(den, strict=False)
-    if unexpected or any(k.startswith("denoiser.") for k in missing):
-        raise SystemExit(f"denoiser does not fit: missing {missing[:3]}, unexpected {unexpected[:3]}")
-    init_from_general_sr(net)
+    part = state if args.keep_sr else {k: v for k, v in state.items() if k.startswith("denoiser.")}
+    missing, unexpected = net.load_state_dict(part, strict=False)
+    if unexpected or any(k.startswith("denoiser.") or args.keep_sr for k in missing):
+        raise SystemExit(f"weights do not fit: missing {missing[:3]}, unexpected {unexpected[:3]}")
+    if not args.keep_sr:
+        init_from_general_sr(net)
     keep = {k: v for k, v in meta.items() if k in ("facesr.totals",)}
-    keep["facesr.init_note"] = f"denoiser of {args.source.name}, SR module from general-SR weights"
+    origin = "its own SR module" if args.keep_sr else "the SR module from general-SR weights"
+    keep["facesr.init_note"] = f"denoiser of {args.source.name} ({args.unet_up} CNN_D), {origin}"
     args.out.parent.mkdir(parents=True, exist_ok=True)
     save_weights(
         net,
