@@ -73,41 +73,76 @@ def _faces_photo(path: Path, pixels: int) -> None:
     Image.fromarray(grid).resize((w, h), Image.Resampling.BICUBIC).save(path, quality=90)
 
 
-def make_cases(folder: Path, only: list[str] | None = None) -> dict[str, tuple[Path, str]]:
-    """name -> (file, target): target ``cli`` (facesr restore) or ``demo`` (the demo handler)."""
+def _many_faces(path: Path, cols: int = 8, rows: int = 14) -> None:
+    """The bundled photos tiled at their own size (``cols`` x ``rows`` tiles): hundreds of small faces."""
+    tiles = [np.asarray(Image.open(p).convert("RGB")) for p in sorted(SAMPLES.glob("*.jpg"))]
+    th, tw = min(t.shape[0] for t in tiles), min(t.shape[1] for t in tiles)
+    grid = np.concatenate(
+        [
+            np.concatenate([tiles[(r + c) % len(tiles)][:th, :tw] for c in range(cols)], 1)
+            for r in range(rows)
+        ],
+        0,
+    )
+    Image.fromarray(grid).save(path, quality=92)
+
+
+def make_cases(folder: Path, only: list[str] | None = None) -> dict[str, tuple[Path, str, list[str]]]:
+    """name -> (file, target, extra CLI args): target ``cli`` (facesr restore) or ``demo`` (its handler)."""
     from facesr.demo.app import DemoLimits
     from facesr.io import MAX_PIXELS
 
+    demo_px = DemoLimits().max_pixels
+    rlfn = ["--bg-upsampler", "rlfn-x4"]
+    # name: (target, extra args, maker); the file name is the case name up to "@" (cases share files)
     makers = {
-        "zero-7900.png": ("cli", lambda p: _zero_png(p, 7900, 7900)),
-        "claims-7000.jpg": ("cli", lambda p: _claiming_jpeg(p, 7000, 7000)),
-        "zero-limit.png": ("cli", lambda p: _zero_png(p, *_limit_size(MAX_PIXELS))),
-        "faces-limit.jpg": ("cli", lambda p: _faces_photo(p, MAX_PIXELS)),
-        "demo-limit.png": ("demo", lambda p: _zero_png(p, *_limit_size(DemoLimits().max_pixels))),
+        "zero-7900.png": ("cli", [], lambda p: _zero_png(p, 7900, 7900)),
+        "claims-7000.jpg": ("cli", [], lambda p: _claiming_jpeg(p, 7000, 7000)),
+        "zero-limit.png": ("cli", [], lambda p: _zero_png(p, *_limit_size(MAX_PIXELS))),
+        "faces-limit.jpg": ("cli", [], lambda p: _faces_photo(p, MAX_PIXELS)),
+        "faces-limit.png": ("cli", [], lambda p: _faces_photo(p, MAX_PIXELS)),
+        "many-faces.jpg": ("cli", [], _many_faces),
+        "faces-16mp.jpg@x2": ("cli", ["--upscale", "2"], lambda p: _faces_photo(p, MAX_PIXELS // 4)),
+        "faces-4mp.jpg@x4": ("cli", ["--upscale", "4"], lambda p: _faces_photo(p, MAX_PIXELS // 16)),
+        "faces-1mp.jpg@x8": ("cli", ["--upscale", "8"], lambda p: _faces_photo(p, MAX_PIXELS // 64)),
+        "faces-limit.jpg@x8": ("cli", ["--upscale", "8"], None),
+        "faces-1mp.jpg@x2-rlfn": ("cli", ["--upscale", "2", *rlfn], None),
+        "faces-1mp.jpg@x4-rlfn": ("cli", ["--upscale", "4", *rlfn], None),
+        "faces-1mp.jpg@x8-rlfn": ("cli", ["--upscale", "8", *rlfn], None),
+        "demo-limit.png": ("demo", [], lambda p: _zero_png(p, *_limit_size(demo_px))),
+        "demo-faces.jpg": ("demo", [], lambda p: _faces_photo(p, demo_px)),
     }
     cases = {}
-    for name, (target, make) in makers.items():
+    for name, (target, extra, make) in makers.items():
         if only and name not in only:
             continue
-        make(folder / name)
-        cases[name] = (folder / name, target)
+        path = folder / name.split("@")[0]
+        if not path.exists():
+            maker = make or next(m for n, (_t, _e, m) in makers.items() if n.split("@")[0] == path.name and m)
+            maker(path)
+        cases[name] = (path, target, extra)
     return cases
 
 
-def run_one(path: Path, target: str, out: Path) -> dict[str, object]:
+def run_one(path: Path, target: str, out: Path, extra: list[str] | None = None) -> dict[str, object]:
     """In this process: restore ``path`` once; report exit status, peak RSS and time."""
     t0 = time.perf_counter()
     if target == "cli":
         from facesr.cli import main
 
-        rc = main(["restore", str(path), "-o", str(out), "--device", "cpu"])
+        rc = main(["restore", str(path), "-o", str(out), "--device", "cpu", *(extra or [])])
         detail = ""
         rep = out / "report.json"
         if rep.is_file():
             files = json.loads(rep.read_text())["files"]
             detail = files[0].get("reason", "") if files else ""
             if files and files[0]["status"] == "ok":
-                detail = f"{len(files[0]['faces'])} faces found"
+                f0 = files[0]
+                restored = sum(f.get("status") == "restored" for f in f0["faces"])
+                size = "x".join(map(str, f0.get("output_size") or []))
+                detail = f"{len(f0['faces'])} faces, {restored} restored; x{f0.get('upscale', '?')} -> {size}"
+                if f0.get("notes"):
+                    detail += "; " + "; ".join(f0["notes"])
     else:
         from facesr.demo.app import AUTO, DemoLimits, DemoState, run_restore
         from facesr.errors import FacesrError
@@ -132,38 +167,51 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--budget-mb", type=float, default=BUDGET_MB)
     ap.add_argument("--only", nargs="*", default=None, help="case names to run (default: all)")
     ap.add_argument("--one", nargs=3, metavar=("FILE", "TARGET", "OUT"), help=argparse.SUPPRESS)
+    ap.add_argument("--extra", default="", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.one:
-        print(json.dumps(run_one(Path(args.one[0]), args.one[1], Path(args.one[2]))))
+        extra = json.loads(args.extra) if args.extra else []
+        print(json.dumps(run_one(Path(args.one[0]), args.one[1], Path(args.one[2]), extra)))
         return 0
     from facesr.io import MAX_PIXELS
 
     rows = []
     with tempfile.TemporaryDirectory(prefix="facesr-memprobe-") as tmp:
         folder = Path(tmp)
-        for name, (path, target) in make_cases(folder, args.only).items():
+        for name, (path, target, extra) in make_cases(folder, args.only).items():
             cmd = [sys.executable, __file__, "--one", str(path), target, str(folder / f"out-{name}")]
+            cmd += ["--extra", json.dumps(extra)]
             proc = subprocess.run(cmd, capture_output=True, text=True)
             last = (proc.stdout.strip().splitlines() or ["{}"])[-1]
             try:
                 res = json.loads(last)
             except json.JSONDecodeError:
                 res = {"rc": proc.returncode, "peak_rss_mb": None, "detail": proc.stderr.strip()[-300:]}
-            res.update(case=name, file_kb=round(path.stat().st_size / 1024, 1), target=target)
+            res.update(
+                case=name, file_kb=round(path.stat().st_size / 1024, 1), target=target, args=" ".join(extra)
+            )
             rows.append(res)
             print(json.dumps(res), flush=True)
     over = [r for r in rows if r.get("peak_rss_mb") is None or r["peak_rss_mb"] > args.budget_mb]
     report = {"budget_mb": args.budget_mb, "max_pixels": MAX_PIXELS, "cases": rows, "over_budget": len(over)}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
-    print("| case | file (KB) | target | exit | peak RSS (MB) | seconds | outcome |")
-    print("|---|---|---|---|---|---|---|")
-    for r in rows:
-        print(
-            f"| {r['case']} | {r['file_kb']} | {r['target']} | {r['rc']} | {r['peak_rss_mb']} | "
-            f"{r.get('seconds', '')} | {str(r.get('detail', ''))[:90]} |"
-        )
+    print(table(report))
     return 1 if over else 0
+
+
+def table(report: dict[str, object]) -> str:
+    """The Markdown table of a report (what docs/reliability.md quotes)."""
+    lines = [
+        "| case | file (KB) | target | options | exit | peak RSS (MB) | seconds | outcome |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in report["cases"]:  # type: ignore[union-attr]
+        lines.append(
+            f"| {r['case']} | {r['file_kb']:,} | {r['target']} | {r.get('args') or ''} | {r['rc']} | "
+            f"{r['peak_rss_mb']} | {r.get('seconds', '')} | {str(r.get('detail', ''))[:140]} |"
+        )
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

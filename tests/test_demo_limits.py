@@ -104,3 +104,44 @@ def test_demo_removes_its_temporary_folders_on_signals(tmp_path: Path, sig: sign
     err = proc.stderr.read().decode() if proc.stderr else ""
     assert "Traceback" not in err, err[-2000:]
     assert not list(tmp_path.glob("facesr-demo-*"))
+
+
+def test_page_gets_atomically_written_files_of_its_own_request(tmp_path: Path) -> None:
+    """Gradio writes arrays it is handed to a pixel-hash path in place, so two requests with the
+    same photo could rewrite the file a browser is reading (the truncated response of 1 in 80):
+    the handler hands it files written atomically into the request's own folder instead."""
+    import numpy as np
+
+    from facesr.demo.app import AUTO, DemoLimits, DemoState, page_files, run_restore
+    from facesr.io import read_image
+
+    photo = Path(__file__).resolve().parents[1] / "src" / "facesr" / "samples" / "rwmfd_0002_0078.jpg"
+    state = DemoState(out_dir=tmp_path / "results")
+    answers = [run_restore(str(photo), AUTO, state, DemoLimits()) for _ in range(2)]
+    pages = [page_files(a) for a in answers]
+    for (before, after, gallery, out, _s, _t), page in zip(answers, pages, strict=True):
+        b, a, crops, download = page[0], page[1], page[2], page[3]
+        assert all(isinstance(p, str) for p in (b, a, download, *(c for c, _ in crops)))
+        folder = Path(out).parent
+        assert {Path(p).parent for p in (b, a, *(c for c, _ in crops))} == {folder}
+        assert np.array_equal(read_image(b), before) and np.array_equal(read_image(a), after)
+        assert all(
+            np.array_equal(read_image(c), img) for (c, _), (img, _) in zip(crops, gallery, strict=True)
+        )
+    assert Path(pages[0][0]).parent != Path(pages[1][0]).parent  # same photo, separate files
+    assert not list((tmp_path / "results").rglob("*.tmp"))
+
+
+def test_demo_output_is_bounded_by_its_pixel_limit(tmp_path: Path) -> None:
+    """The demo's upscale is lowered so the result stays within --max-megapixels (the memory bound)."""
+    import numpy as np
+    from PIL import Image
+
+    from facesr.demo.app import DemoLimits, DemoState, run_restore
+
+    src = tmp_path / "flat.png"
+    Image.fromarray(np.full((300, 400, 3), 90, np.uint8)).save(src)
+    _b, after, _g, _o, status, _t = run_restore(
+        str(src), "bicubic-x4", DemoState(out_dir=tmp_path / "r"), DemoLimits(max_pixels=200_000)
+    )
+    assert after.shape[0] * after.shape[1] <= 200_000 and "upscale lowered" in status

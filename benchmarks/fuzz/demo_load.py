@@ -6,7 +6,10 @@ Why: the demo is a long-running server shared by several people; it must answer 
 What it does: starts ``facesr demo`` on a free localhost port in a subprocess, sends one warm-up
 request (model and detector load), then ``--requests`` restore requests through the demo's API
 (``gradio_client``, the same ``/restore`` endpoint the page uses) from ``--clients`` threads, each
-with its own client, rotating over the bundled sample photos. The loop is bounded: it stops after
+with its own client, rotating over the bundled sample photos. With ``--fetch`` every file an
+answer names (before, after, each face crop, the download) is fetched back over HTTP and decoded
+strictly (``facesr.io.read_image``): a file that is cut short, or whose size differs from what the
+server says, is a **truncated response**. The loop is bounded: it stops after
 ``--requests`` answers or errors, or at ``--deadline`` seconds. A sampler thread reads the server's
 resident memory (VmRSS of its process tree) every second. Writes a JSON report and prints a summary.
 
@@ -56,6 +59,46 @@ def tree_rss_mb(pid: int) -> float:
     return total_kb / 1024.0
 
 
+def _file_urls(value: Any) -> list[tuple[str, int | None]]:
+    """Every (url, size) that an answer of the /restore endpoint names (nested dicts and lists)."""
+    found: list[tuple[str, int | None]] = []
+    if isinstance(value, dict):
+        if isinstance(value.get("url"), str):
+            found.append((value["url"], value.get("size")))
+        for key in ("image", "value"):
+            if key in value:
+                found += _file_urls(value[key])
+    elif isinstance(value, (list, tuple)):
+        for v in value:
+            found += _file_urls(v)
+    elif isinstance(value, str) and value.startswith("http"):
+        found.append((value, None))
+    return found
+
+
+def fetch_all(base: str, answer: Any) -> tuple[list[str], list[str]]:
+    """Fetch every file of an answer; returns (urls fetched, those that were truncated or undecodable)."""
+    from facesr.errors import FacesrError
+    from facesr.io import read_image
+
+    fetched, bad = [], []
+    for url, size in _file_urls(answer):
+        if not url.startswith("http"):
+            url = base.rstrip("/") + "/" + url.lstrip("/")
+        fetched.append(url)
+        try:
+            with urllib.request.urlopen(url, timeout=60) as resp:
+                data = resp.read()
+                length = resp.headers.get("Content-Length")
+            if (length is not None and int(length) != len(data)) or (size and int(size) != len(data)):
+                bad.append(f"{url}: {len(data)} bytes, expected {length or size}")
+            elif not url.lower().endswith(".json"):
+                read_image(data)
+        except (OSError, FacesrError) as exc:
+            bad.append(f"{url}: {exc}"[:300])
+    return fetched, bad
+
+
 def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -78,6 +121,7 @@ def main(argv: list[str] | None = None) -> int:
         "--deadline", type=float, default=1800.0, help="stop after this many seconds whatever happens"
     )
     ap.add_argument("--out", type=Path, default=REPO / "workspace" / "fuzz" / "demo_load.json")
+    ap.add_argument("--fetch", action="store_true", help="fetch and strictly decode every returned file")
     args = ap.parse_args(argv)
 
     photos = sorted(SAMPLES.glob("*.jpg"))
@@ -153,6 +197,10 @@ def main(argv: list[str] | None = None) -> int:
                         "seconds": round(time.monotonic() - t, 3),
                         "status": str(status)[:200],
                     }
+                    if args.fetch:
+                        bad = fetch_all(url, out)
+                        rec["files_fetched"], rec["truncated"] = bad
+                        rec["ok"] = ok and not bad[1]
                 except Exception as exc:
                     rec = {
                         "i": i,
@@ -195,6 +243,8 @@ def main(argv: list[str] | None = None) -> int:
         "server_concurrency": args.concurrency,
         "answered": len(results),
         "ok": sum(r["ok"] for r in results),
+        "files_fetched": sum(len(r.get("files_fetched", [])) for r in results) if args.fetch else None,
+        "truncated_responses": sum(len(r.get("truncated", [])) for r in results) if args.fetch else None,
         "errors": [r for r in by_10 if not r["ok"]][:20],
         "server_alive_after": alive,
         "tracebacks_in_server_log": log_text.count("Traceback"),

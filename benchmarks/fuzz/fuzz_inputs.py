@@ -502,8 +502,32 @@ def _cap_memory() -> None:
         resource.setrlimit(resource.RLIMIT_AS, (MEM_LIMIT, MEM_LIMIT))
 
 
-def _facesr_cmd() -> list[str]:
-    return [sys.executable, "-m", "facesr.cli"]
+#: Runs ``python -m facesr.cli ARGS`` and, at exit, writes the peak RSS (MB) of it and of the worker
+#: processes it waited for (``prepare --workers``) to the file named first.
+_PEAK_WRAPPER = """
+import atexit, resource, runpy, sys
+peak_file = sys.argv[1]
+def _peak():
+    kb = max(resource.getrusage(w).ru_maxrss for w in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
+    with open(peak_file, "w") as fh:
+        fh.write(str(kb / 1024))
+atexit.register(_peak)
+sys.argv = ["facesr", *sys.argv[2:]]
+runpy.run_module("facesr.cli", run_name="__main__", alter_sys=True)
+"""
+
+
+def _facesr_cmd(peak_file: Path | None = None) -> list[str]:
+    if peak_file is None:
+        return [sys.executable, "-m", "facesr.cli"]
+    return [sys.executable, "-c", _PEAK_WRAPPER, str(peak_file)]
+
+
+def _read_peak(peak_file: Path) -> float | None:
+    try:
+        return round(float(peak_file.read_text()), 1)
+    except (OSError, ValueError):
+        return None  # killed (hang) before it could write
 
 
 def _env() -> dict[str, str]:
@@ -525,7 +549,9 @@ def run_cli_restore(
     def one(b0: int) -> dict[str, Any]:
         chunk = paths[b0 : b0 + batch]
         out = out_root / f"batch_{b0 // batch:04d}"
-        cmd = [*_facesr_cmd(), "restore", "--device", "cpu", "-o", str(out)]
+        peak_file = out_root / f".peak_{b0 // batch:04d}"
+        out_root.mkdir(parents=True, exist_ok=True)
+        cmd = [*_facesr_cmd(peak_file), "restore", "--device", "cpu", "-o", str(out)]
         if model:
             cmd += ["--model", model]
         cmd += [str(p) for p in chunk]
@@ -567,6 +593,7 @@ def run_cli_restore(
             "traceback": tb,
             "unreported": missing,
             "seconds": round(secs, 2),
+            "peak_rss_mb": _read_peak(peak_file),
             "stderr_tail": stderr[-1500:] if tb or hang else "",
         }
 
@@ -576,8 +603,10 @@ def run_cli_restore(
 
 def run_cli_prepare(corpus: Path, out: Path, *, timeout: float, workers: int) -> dict[str, Any]:
     """``facesr prepare`` over the corpus folder; every file must appear in the manifest."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    peak_file = out.parent / ".peak_prepare"
     cmd = [
-        *_facesr_cmd(),
+        *_facesr_cmd(peak_file),
         "prepare",
         str(corpus),
         "--name",
@@ -616,6 +645,7 @@ def run_cli_prepare(corpus: Path, out: Path, *, timeout: float, workers: int) ->
         "traceback": tb,
         "seconds": round(secs, 2),
         "manifest": manifest.is_file(),
+        "peak_rss_mb": _read_peak(peak_file),
         "status": dict(status),
         "unlisted": unlisted,
         "stderr_tail": stderr[-1500:] if tb or hang else "",
@@ -788,6 +818,7 @@ def main(argv: list[str] | None = None) -> int:
                 "changed_inputs": len(changed_files(corpus, hashes)),
                 "silent_skips": sum(len(r["unreported"]) for r in recs),
                 "exit_codes": dict(Counter(str(r["rc"]) for r in recs)),
+                "peak_rss_mb": max((r["peak_rss_mb"] or 0.0 for r in recs), default=0.0),
                 "seconds": round(time.perf_counter() - t0, 1),
                 "batches": recs,
             }
@@ -807,6 +838,7 @@ def main(argv: list[str] | None = None) -> int:
                 "hangs": int(rec["hang"]),
                 "changed_inputs": len(changed_files(corpus, hashes)),
                 "silent_skips": len(rec["unlisted"]),
+                "peak_rss_mb": rec["peak_rss_mb"] or 0.0,
                 "seconds": round(time.perf_counter() - t0, 1),
                 "run": rec,
             }

@@ -52,20 +52,46 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
 ImageFile.LOAD_TRUNCATED_IMAGES = False
 
 
+#: Rows converted at a time when an image is turned into an array (or a 16-bit / float image into
+#: 8-bit): the temporary copies are one band, not one whole photo, whatever its size.
+BAND_ROWS = 256
+
+
+def _bands(height: int, rows: int = BAND_ROWS) -> Iterator[tuple[int, int]]:
+    for y in range(0, height, rows):
+        yield y, min(height, y + rows)
+
+
+def _high_depth_to_l(img: Image.Image) -> Image.Image:
+    """A 16-bit, 32-bit integer or float grey image as 8-bit "L", converted band by band.
+
+    16-bit and integer data are scaled from 0-65535 when they exceed 255 (else kept); float data
+    from 0-1 when it does not exceed 1. Why bands: a float64 copy of a 64 MP image is 512 MB.
+    """
+    w, h = img.size
+    is_float = img.mode == "F"
+    peak = 0.0
+    for y0, y1 in _bands(h):  # first pass: the scale depends on the whole image's maximum
+        band = np.asarray(img.crop((0, y0, w, y1)))
+        if band.size:
+            peak = max(peak, float(np.nanmax(band)) if is_float else float(band.max()))
+    if is_float:
+        scale = 255.0 if peak <= 1.0 else 1.0
+    else:
+        scale = 255.0 / (65535.0 if img.mode.startswith("I;16") or peak > 255 else 255.0)
+    out = np.empty((h, w), np.uint8)
+    for y0, y1 in _bands(h):
+        band = np.asarray(img.crop((0, y0, w, y1)), dtype=np.float64)
+        out[y0:y1] = np.clip(np.round(np.nan_to_num(band) * scale), 0, 255)
+    return Image.fromarray(out, "L")
+
+
 def _to_rgb(img: Image.Image) -> Image.Image:
     """Convert any Pillow mode to 8-bit RGB (alpha composited on white)."""
     if img.mode == "RGB":
         return img
-    if img.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
-        arr = np.asarray(img, dtype=np.float64)
-        hi = 65535.0 if img.mode.startswith("I;16") or arr.max() > 255 else 255.0
-        arr8 = np.clip(np.round(arr / hi * 255.0), 0, 255).astype(np.uint8)
-        return Image.fromarray(arr8, "L").convert("RGB")
-    if img.mode == "F":
-        arr = np.asarray(img, dtype=np.float64)
-        scale = 255.0 if arr.max() <= 1.0 else 1.0
-        arr8 = np.clip(np.round(arr * scale), 0, 255).astype(np.uint8)
-        return Image.fromarray(arr8, "L").convert("RGB")
+    if img.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        return _high_depth_to_l(img).convert("RGB")
     if img.mode == "P" and "transparency" in img.info:
         img = img.convert("RGBA")
     if img.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
@@ -73,6 +99,19 @@ def _to_rgb(img: Image.Image) -> Image.Image:
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         return Image.alpha_composite(background, rgba).convert("RGB")
     return img.convert("RGB")
+
+
+def to_array(img: Image.Image) -> np.ndarray:
+    """An RGB Pillow image as a new ``H x W x 3`` uint8 array, copied band by band.
+
+    ``np.asarray(img).copy()`` holds the image, a bytes copy and the array at once (three photos);
+    this holds the image and the array only.
+    """
+    w, h = img.size
+    out = np.empty((h, w, 3), np.uint8)
+    for y0, y1 in _bands(h):
+        out[y0:y1] = np.asarray(img.crop((0, y0, w, y1)))
+    return out
 
 
 #: libjpeg warnings after which the decoded picture has rows filled with grey (missing or undecodable
@@ -161,32 +200,43 @@ def open_image(source: str | os.PathLike[str] | bytes, *, max_pixels: int = MAX_
     name = "<bytes>" if isinstance(source, bytes) else str(source)
     with _decode_errors(name, max_pixels):
         if isinstance(source, bytes):
-            data = source
-        else:
-            path = Path(source)
-            if path.is_dir():
-                raise ImageReadError(f"{name}: is a folder, not an image")
-            if not path.exists():
-                raise ImageReadError(f"{name}: no such file")
-            if path.stat().st_size == 0:
-                raise ImageReadError(f"{name}: empty file (0 bytes)")
-            size = path.stat().st_size
-            if size > MAX_FILE_BYTES:
-                raise ImageReadError(
-                    f"{name}: file is {size / (1 << 20):,.0f} MiB; the limit is {MAX_FILE_BYTES >> 20} MiB"
-                )
-            data = path.read_bytes()
-        img = Image.open(io.BytesIO(data))
-        if img.format in ("JPEG", "MPO"):
-            check_size(*img.size, max_pixels, name)
-            _check_jpeg_complete(data, name)
-        return _decode(img, name, max_pixels)
+            return _open_bytes(source, name, max_pixels)
+        path = Path(source)
+        if path.is_dir():
+            raise ImageReadError(f"{name}: is a folder, not an image")
+        if not path.exists():
+            raise ImageReadError(f"{name}: no such file")
+        size = path.stat().st_size
+        if size == 0:
+            raise ImageReadError(f"{name}: empty file (0 bytes)")
+        if size > MAX_FILE_BYTES:
+            raise ImageReadError(
+                f"{name}: file is {size / (1 << 20):,.0f} MiB; the limit is {MAX_FILE_BYTES >> 20} MiB"
+            )
+        with open(path, "rb") as fh:
+            head = fh.read(3)
+            fh.seek(0)
+            if head == b"\xff\xd8\xff":  # JPEG: its bytes are walked by libjpeg-turbo too
+                return _open_bytes(fh.read(), name, max_pixels)
+            # Other formats decode from the open file: the file's bytes are not held beside the image.
+            return _decode(Image.open(fh), name, max_pixels)
     raise AssertionError("unreachable")  # pragma: no cover - _decode_errors always raises or returns
+
+
+def _open_bytes(data: bytes, name: str, max_pixels: int) -> Image.Image:
+    img = Image.open(io.BytesIO(data))
+    if img.format in ("JPEG", "MPO"):
+        check_size(*img.size, max_pixels, name)
+        _check_jpeg_complete(data, name)
+    return _decode(img, name, max_pixels)
 
 
 def read_image(source: str | os.PathLike[str] | bytes, *, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     """Read an image as a ``H x W x 3`` uint8 RGB array (see module docstring for the rules)."""
-    return np.asarray(open_image(source, max_pixels=max_pixels), dtype=np.uint8).copy()
+    img = open_image(source, max_pixels=max_pixels)
+    with _decode_errors("<bytes>" if isinstance(source, bytes) else str(source), max_pixels):
+        return to_array(img)
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def as_rgb_array(image: object, *, max_pixels: int = MAX_PIXELS) -> np.ndarray:
@@ -204,7 +254,7 @@ def as_rgb_array(image: object, *, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     if isinstance(image, Image.Image):
         name = f"PIL image ({image.format or image.mode})"
         with _decode_errors(name, max_pixels):
-            return np.asarray(_decode(image, name, max_pixels), dtype=np.uint8).copy()
+            return to_array(_decode(image, name, max_pixels))
     if isinstance(image, np.ndarray):
         return _array_to_rgb(image, max_pixels)
     raise ImageReadError(
@@ -296,20 +346,28 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         yield tmp
 
 
-def encode_image(array: np.ndarray, fmt: str = "PNG", **save_kwargs: object) -> bytes:
-    """Encode an ``H x W x 3`` (or ``H x W``) uint8 array. PNG is written deterministically."""
+def _pil_for_saving(array: np.ndarray, fmt: str, save_kwargs: dict[str, object]) -> Image.Image:
     if array.dtype != np.uint8:
         raise TypeError(f"expected uint8 image, got {array.dtype}")
-    buf = io.BytesIO()
-    img = Image.fromarray(array)
     if fmt.upper() == "PNG":
         save_kwargs.setdefault("compress_level", 6)
+    return Image.fromarray(array)
+
+
+def encode_image(array: np.ndarray, fmt: str = "PNG", **save_kwargs: object) -> bytes:
+    """Encode an ``H x W x 3`` (or ``H x W``) uint8 array. PNG is written deterministically."""
+    img = _pil_for_saving(array, fmt, save_kwargs)
+    buf = io.BytesIO()
     img.save(buf, format=fmt, **save_kwargs)
     return buf.getvalue()
 
 
 def write_image(path: str | os.PathLike[str], array: np.ndarray, **save_kwargs: object) -> None:
-    """Atomically write an image; the format follows the extension (default PNG)."""
+    """Atomically write an image; the format follows the extension (default PNG).
+
+    The encoder writes straight into the temporary file (the same bytes as :func:`encode_image`):
+    a large output is not held in memory a second and third time as encoded bytes.
+    """
     path = Path(path)
     ext = path.suffix.lower()
     fmt = {
@@ -322,7 +380,9 @@ def write_image(path: str | os.PathLike[str], array: np.ndarray, **save_kwargs: 
     }.get(ext, "PNG")
     if fmt == "JPEG":
         save_kwargs.setdefault("quality", 95)
-    atomic_write_bytes(path, encode_image(array, fmt, **save_kwargs))
+    img = _pil_for_saving(array, fmt, save_kwargs)
+    with _atomic_target(path) as tmp, open(tmp, "wb") as fh:
+        img.save(fh, format=fmt, **save_kwargs)
 
 
 def list_images(root: str | os.PathLike[str], *, recursive: bool = True) -> list[Path]:

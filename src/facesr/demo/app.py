@@ -14,6 +14,14 @@ Why it is built this way:
 * **Models are loaded once** and shared between requests (one lock per load, none per call).
 * **Results are written atomically** into a private folder that is pruned by age, so a
   long-running demo does not fill the disk.
+* **The page gets files, never arrays.** Gradio saves an array it is handed under a name made from
+  a hash of its pixels, written in place: two requests with the same photo write the same file
+  while the first one's browser may still be reading it (a truncated image, 1 of 80 concurrent
+  requests in the probe of issue 17). The handler writes before, after and every face crop
+  atomically into the request's own folder and hands Gradio those paths, which it copies into
+  its cache atomically (:func:`page_files`).
+* **Bounded output**: the restored photo may be at most ``max_pixels`` too (the upscale is lowered
+  with a note otherwise), so one request's memory is bounded by the demo's own pixel limit.
 * **One list of accepted files**: the upload takes exactly :data:`facesr.io.IMAGE_EXTENSIONS`,
   the list ``facesr restore`` takes, and the page names them from that list.
 * **What the restore result exposes is shown**: the photo at its output size (``upscale`` times
@@ -240,7 +248,13 @@ def run_restore(
         # read_image names the temporary upload path; show the user's file name instead.
         raise FacesrError(str(exc).replace(str(path), name)) from None
     t0 = time.perf_counter()
-    result = restore(image, model=None if model_name == AUTO else model_name, device=state.device)
+    result = restore(
+        image,
+        model=None if model_name == AUTO else model_name,
+        device=state.device,
+        max_pixels=limits.max_pixels,
+        max_output_pixels=limits.max_pixels,
+    )
     elapsed = time.perf_counter() - t0
     after = _as_uint8_rgb(result.image)
     if after is None:
@@ -266,6 +280,28 @@ def run_restore(
     return image, after, face_gallery(restored), str(out), status, face_report(faces)
 
 
+def page_files(
+    result: tuple[np.ndarray, np.ndarray, list[tuple[np.ndarray, str]], str, str, list[list[Any]]],
+) -> tuple[str, str, list[tuple[str, str]], str, str, list[list[Any]]]:
+    """:func:`run_restore`'s answer with every image as a file in the request's own folder.
+
+    The after image is the result PNG itself; before and the face crops are written beside it
+    (atomically). Why: see the module docstring (Gradio's in-place cache writes of arrays).
+    """
+    from facesr.io import write_image
+
+    before, _after, gallery, out, status, table = result
+    folder = Path(out).parent
+    before_path = folder / "before.png"
+    write_image(before_path, before)
+    crops = []
+    for k, (img, caption) in enumerate(gallery):
+        path = folder / f"face-{k:03d}.png"
+        write_image(path, img)
+        crops.append((str(path), caption))
+    return str(before_path), out, crops, out, status, table
+
+
 def build_app(*, device: str = "cpu", limits: DemoLimits | None = None, default_model: str = AUTO) -> Any:
     """Build (but do not launch) the Blocks app. Imports gradio."""
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -279,7 +315,7 @@ def build_app(*, device: str = "cpu", limits: DemoLimits | None = None, default_
 
     def handler(path: str | None, model_name: str) -> tuple[Any, ...]:
         try:
-            return run_restore(path, model_name, state, limits)
+            return page_files(run_restore(path, model_name, state, limits))
         except FacesrError as exc:
             raise gr.Error(str(exc), print_exception=False) from None
 

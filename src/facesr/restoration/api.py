@@ -15,6 +15,7 @@ and every restored face is pasted at that resolution. Every readable photo gives
 from __future__ import annotations
 
 import functools
+import math
 import threading
 import time
 import warnings
@@ -59,6 +60,9 @@ DEFAULT_UPSCALE = 2
 #: (0-1) from the input outside the lower face (where a mask may have been removed) is above
 #: this is not pasted (benchmarks/restore_checks.py, docs/restore.md).
 MAX_DISAGREEMENT = 0.08
+#: Faces aligned and restored at a time (per model): the batch tensors of a photo with thousands of
+#: faces stay a few MB (the memory budget, docs/reliability.md).
+FACE_CHUNK = 64
 #: ``aligned=True``: a crop whose detected landmarks are further than this (RMS, in eye
 #: distances) from the template is not template-framed and is restored as a photo instead.
 MAX_ALIGNED_ERROR = 0.2
@@ -326,33 +330,59 @@ def _gray_tensor(x: torch.Tensor) -> torch.Tensor:
     return y.expand_as(x).contiguous()
 
 
-def _detect_masks(results: list[FaceResult], photo: torch.Tensor, device: torch.device) -> float:
+def _detect_masks(results: list[FaceResult], photo: np.ndarray, device: torch.device) -> float:
     """Set ``mask`` / ``mask_score`` on every face that is not skipped; returns seconds taken."""
     t = time.perf_counter()
     todo = [r for r in results if r.face.status == "ok"]
     net = mask_model(device) if todo else None
     if net is None:
         return time.perf_counter() - t
-    lr = torch.cat([align_face(photo, r.face.landmarks, net.lr_size) for r in todo])
-    scores = maskmod.face_scores(net, lr).tolist()
-    for r, sc in zip(todo, scores, strict=True):
-        r.mask_score, r.mask = float(sc), bool(sc > maskmod.THRESHOLD)
+    for i in range(0, len(todo), FACE_CHUNK):
+        part = todo[i : i + FACE_CHUNK]
+        lr = torch.cat([align_face(photo, r.face.landmarks, net.lr_size, device) for r in part])
+        scores = maskmod.face_scores(net, lr).tolist()
+        for r, sc in zip(part, scores, strict=True):
+            r.mask_score, r.mask = float(sc), bool(sc > maskmod.THRESHOLD)
     return time.perf_counter() - t
 
 
 def _restore_group(
     members: list[FaceResult],
     net: torch.nn.Module,
-    photo: torch.Tensor,
+    photo: np.ndarray,
     precision: str,
     batch_size: int,
     gray: bool,
     keep_faces: bool,
     timings: dict[str, float],
+    dev: torch.device,
 ) -> bool:
-    """Align, restore, colour-match and do-no-harm-check the faces that go to one model."""
+    """Align, restore, colour-match and do-no-harm-check the faces that go to one model.
+
+    ``FACE_CHUNK`` faces at a time, and each restored face is kept as uint8 for the paste (49 kB, not
+    a 197 kB float tensor), so a photo with thousands of faces stays within the memory budget.
+    """
+    fell_back = False
+    for i in range(0, len(members), FACE_CHUNK):
+        fell_back |= _restore_chunk(
+            members[i : i + FACE_CHUNK], net, photo, precision, batch_size, gray, keep_faces, timings, dev
+        )
+    return fell_back
+
+
+def _restore_chunk(
+    members: list[FaceResult],
+    net: torch.nn.Module,
+    photo: np.ndarray,
+    precision: str,
+    batch_size: int,
+    gray: bool,
+    keep_faces: bool,
+    timings: dict[str, float],
+    dev: torch.device,
+) -> bool:
     ta = time.perf_counter()
-    lr = torch.cat([align_face(photo, r.face.landmarks, net.lr_size) for r in members])
+    lr = torch.cat([align_face(photo, r.face.landmarks, net.lr_size, dev) for r in members])
     timings["align"] = timings.get("align", 0.0) + time.perf_counter() - ta
     tr = time.perf_counter()
     sr, fell_back = run_model(net, lr, precision, batch_size)
@@ -365,8 +395,9 @@ def _restore_group(
     errs = _disagreement(sr, lr, [r.mask for r in members]).tolist()
     for i, r in enumerate(members):
         r.model, r.scale, r.disagreement = net.name, net.scale, float(errs[i])
+        sr_u8 = _to_uint8(sr[i])
         if keep_faces:
-            r.lr, r.sr = _to_uint8(lr[i]), _to_uint8(sr[i])
+            r.lr, r.sr = _to_uint8(lr[i]), sr_u8
         if errs[i] > MAX_DISAGREEMENT:
             r.face.status = "kept"
             r.face.reason = (
@@ -375,7 +406,7 @@ def _restore_group(
             )
         else:
             r.face.status = "restored"
-            r._sr_tensor = sr[i : i + 1]  # type: ignore[attr-defined]
+            r._sr_u8 = sr_u8  # type: ignore[attr-defined]
     return fell_back
 
 
@@ -482,8 +513,7 @@ def _restore_photo(
     if todo:
         cands = picker.candidates()
         sizes = sorted(cands)
-        photo = to_tensor(arr, dev)
-        timings["mask"] = _detect_masks(results, photo, dev)
+        timings["mask"] = _detect_masks(results, arr, dev)
         groups: dict[int, list[FaceResult]] = {}
         for r in todo:
             r.native = native_frame(r.face.landmarks)
@@ -499,18 +529,22 @@ def _restore_photo(
         for size, members in sorted(groups.items()):
             name, scale = cands[size]
             net = picker.get(name, scale)
-            fell_back |= _restore_group(members, net, photo, precision, batch_size, gray, keep_faces, timings)
+            fell_back |= _restore_group(
+                members, net, arr, precision, batch_size, gray, keep_faces, timings, dev
+            )
     t = time.perf_counter()
-    out = bg(arr, n)
+    # ``arr`` is this call's own copy (facesr.io.as_rgb_array copies), so at x1 the faces are pasted
+    # into it instead of a second full-size copy.
+    out = arr if n == 1 and bg.net is None else bg(arr, n)
     if gray and bg.net is not None:
         out = to_gray(out)
     timings["background"] = time.perf_counter() - t
     t = time.perf_counter()
     for r in results:  # paste in detection order (best score first, so it ends on top)
-        sr = getattr(r, "_sr_tensor", None)
+        sr = getattr(r, "_sr_u8", None)
         if sr is not None:
-            paste_back(out, sr, scale_landmarks(r.face.landmarks, n))
-            del r._sr_tensor  # type: ignore[attr-defined]
+            paste_back(out, to_tensor(sr, dev), scale_landmarks(r.face.landmarks, n))
+            del r._sr_u8  # type: ignore[attr-defined]
     timings["paste"] = time.perf_counter() - t
     timings["total"] = time.perf_counter() - t0
     warns = list(picker.warnings)
@@ -519,6 +553,16 @@ def _restore_photo(
     return RestoreResult(
         image=out, faces=results, timings=timings, warnings=warns, upscale=n, background=bg.name, notes=notes
     )
+
+
+#: ``aligned=True``: a crop over this many pixels is reduced (Pillow, antialiased) to it before its
+#: float copy is made for the mask score; such a crop is always kept, never restored.
+ALIGNED_FLOAT_PIXELS = 1_000_000
+
+
+def _bounded_size(w: int, h: int, pixels: int) -> tuple[int, int]:
+    f = math.sqrt(pixels / (w * h))
+    return max(1, int(w * f)), max(1, int(h * f))
 
 
 def _to_uint8(x: torch.Tensor) -> np.ndarray:
@@ -617,7 +661,12 @@ def _restore_aligned(
     )
     fr = FaceResult(face=face, native=float(w))
     gray = is_gray(arr)
-    photo = to_tensor(arr, picker.device)
+    # A crop that is kept (larger than every model input) may be a whole photo: only a bounded
+    # reduction of it is converted to float (the memory budget); model-sized crops are used as they are.
+    photo = to_tensor(
+        arr if h * w <= ALIGNED_FLOAT_PIXELS else resize(arr, *_bounded_size(w, h, ALIGNED_FLOAT_PIXELS)),
+        picker.device,
+    )
     net_m = mask_model(picker.device)
     if net_m is not None:
         lr_m = F.interpolate(

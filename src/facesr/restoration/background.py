@@ -6,7 +6,8 @@ and out, so memory is the output image and little else). A network from the zoo 
 that maps an image up by an integer factor, e.g. the general-SR ``rlfn-x4``) runs on tiles of
 ``tile`` input px with ``overlap`` px of context on each side that are cut away again, so peak
 memory is one tile's activations whatever the photo size, and no seam shows at tile borders.
-When the network's factor is not N, its output is resized to N (antialiased when reducing).
+When the network's factor is not N, each tile's output is resized to N (antialiased when reducing)
+before its context is cut away.
 """
 
 from __future__ import annotations
@@ -24,11 +25,27 @@ TILE = 256
 OVERLAP = 16
 
 
+#: Output rows (bicubic) or tile rows (network) made at a time: temporaries are one band, not one photo.
+BAND_ROWS = 256
+
+
 def resize(image: np.ndarray, width: int, height: int) -> np.ndarray:
-    """Pillow bicubic resize of a uint8 RGB array (antialiased when reducing)."""
-    if image.shape[1] == width and image.shape[0] == height:
+    """Pillow bicubic resize of a uint8 RGB array (antialiased when reducing).
+
+    Made band by band (Pillow's ``box`` resize reads the filter's support outside the box, so the
+    bands are bit-identical to one whole resize), into one output array: no full-size Pillow copy
+    of the output beside it.
+    """
+    h, w = image.shape[:2]
+    if w == width and h == height:
         return image.copy()
-    return np.array(Image.fromarray(image).resize((width, height), Image.Resampling.BICUBIC))
+    src = Image.fromarray(image)
+    out = np.empty((height, width, 3), np.uint8)
+    for y0 in range(0, height, BAND_ROWS):
+        y1 = min(height, y0 + BAND_ROWS)
+        box = (0.0, y0 * h / height, float(w), y1 * h / height)
+        out[y0:y1] = np.asarray(src.resize((width, y1 - y0), Image.Resampling.BICUBIC, box=box))
+    return out
 
 
 @dataclass
@@ -48,15 +65,20 @@ class BackgroundUpsampler:
             return image.copy()
         if self.net is None:
             return resize(image, w * n, h * n)
-        up = self._tiled(image)
-        return resize(up, w * n, h * n) if self.factor != n else up
+        return self._tiled(image, n)
 
     @torch.inference_mode()
-    def _tiled(self, image: np.ndarray) -> np.ndarray:
-        """Run the network over ``tile`` px tiles with ``overlap`` px context (cut away after)."""
+    def _tiled(self, image: np.ndarray, n: int | None = None) -> np.ndarray:
+        """Run the network over ``tile`` px tiles with ``overlap`` px context (cut away after).
+
+        When the network's factor ``f`` is not ``n``, each tile's output (context included) is resized
+        to ``n`` before the context is cut away, so the photo is never held at ``f`` times its size
+        (x4 network, ``--upscale 2``: 16 times the input's pixels instead of 4).
+        """
         h, w = image.shape[:2]
         f, t, o = self.factor, self.tile, self.overlap
-        out = np.empty((h * f, w * f, 3), np.uint8)
+        n = f if n is None else n
+        out = np.empty((h * n, w * n, 3), np.uint8)
         for y in range(0, h, t):
             for x in range(0, w, t):
                 y0, x0 = max(0, y - o), max(0, x - o)
@@ -67,9 +89,11 @@ class BackgroundUpsampler:
                 if isinstance(res, dict):
                     res = res.get("sr", next(iter(res.values())))
                 res = (res.float().clamp(0, 1)[0] * 255.0).round().byte().permute(1, 2, 0).cpu().numpy()
+                if n != f:
+                    res = resize(res, (x1 - x0) * n, (y1 - y0) * n)
                 ty, tx = min(t, h - y), min(t, w - x)
-                cy, cx = (y - y0) * f, (x - x0) * f
-                out[y * f : (y + ty) * f, x * f : (x + tx) * f] = res[cy : cy + ty * f, cx : cx + tx * f]
+                cy, cx = (y - y0) * n, (x - x0) * n
+                out[y * n : (y + ty) * n, x * n : (x + tx) * n] = res[cy : cy + ty * n, cx : cx + tx * n]
         return out
 
 

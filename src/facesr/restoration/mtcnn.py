@@ -30,6 +30,8 @@ WEIGHTS = Path(__file__).resolve().parents[1] / "weights" / "mtcnn.safetensors"
 #: Most candidate boxes kept (by score) before an NMS, so a textured 1080p photo cannot make the
 #: IoU matrix blow up memory.
 MAX_NMS_CANDIDATES = 6000
+#: Rows of the NMS overlap matrix computed at a time (see :func:`nms`).
+NMS_ROWS = 256
 
 
 class PNet(nn.Module):
@@ -125,6 +127,10 @@ class Detections:
         return len(self.scores)
 
 
+#: Input rows of a pyramid level that PNet sees at a time (even; see MTCNN._pnet_strips).
+PNET_STRIP = 256
+
+
 def nms(
     boxes: torch.Tensor, scores: torch.Tensor, threshold: float, mode: str = "union", inclusive: bool = True
 ) -> torch.Tensor:
@@ -143,19 +149,24 @@ def nms(
     b = boxes[order].double()
     one = 1.0 if inclusive else 0.0
     area = (b[:, 2] - b[:, 0] + one) * (b[:, 3] - b[:, 1] + one)
-    iw = (
-        torch.minimum(b[:, None, 2], b[None, :, 2]) - torch.maximum(b[:, None, 0], b[None, :, 0]) + one
-    ).clamp(min=0)
-    ih = (
-        torch.minimum(b[:, None, 3], b[None, :, 3]) - torch.maximum(b[:, None, 1], b[None, :, 1]) + one
-    ).clamp(min=0)
-    inter = iw * ih
-    denom = (
-        torch.minimum(area[:, None], area[None, :])
-        if mode == "min"
-        else area[:, None] + area[None, :] - inter
-    )
-    over = (inter / denom > threshold).cpu().numpy()
+    # The overlap matrix is made NMS_ROWS rows at a time (the same float64 operations per element):
+    # at 6,000 candidates each whole-matrix temporary was 288 MB, five at once (the memory budget).
+    over = np.empty((len(order), len(order)), dtype=bool)
+    for r0 in range(0, len(order), NMS_ROWS):
+        r = slice(r0, r0 + NMS_ROWS)
+        iw = (
+            torch.minimum(b[r, None, 2], b[None, :, 2]) - torch.maximum(b[r, None, 0], b[None, :, 0]) + one
+        ).clamp(min=0)
+        ih = (
+            torch.minimum(b[r, None, 3], b[None, :, 3]) - torch.maximum(b[r, None, 1], b[None, :, 1]) + one
+        ).clamp(min=0)
+        inter = iw * ih
+        denom = (
+            torch.minimum(area[r, None], area[None, :])
+            if mode == "min"
+            else area[r, None] + area[None, :] - inter
+        )
+        over[r] = (inter / denom > threshold).cpu().numpy()
     n = len(order)
     removed = np.zeros(n, dtype=bool)
     keep = []
@@ -204,7 +215,15 @@ def _integral(img: torch.Tensor) -> torch.Tensor:
     return s
 
 
-def _crops(integral: torch.Tensor, boxes: torch.Tensor, size: int) -> torch.Tensor:
+def _crops(integral: torch.Tensor, boxes: torch.Tensor, size: int, chunk: int = 256) -> torch.Tensor:
+    """:func:`_crops_of` ``chunk`` boxes at a time: its index and float64 temporaries are ~60 kB per
+    24 px box, so thousands of stage-1 candidates at once took hundreds of MB (the memory budget)."""
+    if len(boxes) <= chunk:
+        return _crops_of(integral, boxes, size)
+    return torch.cat([_crops_of(integral, boxes[i : i + chunk], size) for i in range(0, len(boxes), chunk)])
+
+
+def _crops_of(integral: torch.Tensor, boxes: torch.Tensor, size: int) -> torch.Tensor:
     """Cut each box out of the image (zero outside it) and area-resize it to ``size x size``.
 
     Equivalent to ``F.interpolate(crop, size, mode="area")`` per box (the same integer bins as
@@ -272,8 +291,33 @@ class MTCNN(nn.Module):
 
     def _batched(self, net: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
         x = x.contiguous(memory_format=torch.channels_last)
-        outs = [net(x[i : i + self.batch_size]) for i in range(0, len(x), self.batch_size)]
+        # ONet's 48 px crops take ~0.5 MB of activations each: a quarter of the batch keeps one batch
+        # near 64 MB (512 at once were 264 MB, the memory budget), at no measurable cost in speed.
+        n = self.batch_size if x.shape[-1] < 48 else max(1, self.batch_size // 4)
+        outs = [net(x[i : i + n]) for i in range(0, len(x), n)]
         return tuple(torch.cat(parts) for parts in zip(*outs, strict=True))
+
+    def _pnet_strips(self, data: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """PNet over one pyramid level, ``PNET_STRIP`` input rows at a time (memory bound).
+
+        PNet is fully convolutional: output row ``i`` reads input rows ``2i .. 2i + 11``, so a strip
+        of ``PNET_STRIP + 10`` rows starting at an even row gives ``PNET_STRIP / 2`` output rows exactly
+        as the whole level does (``reg`` bit-identical, ``prob`` within 1e-9 from the softmax). Why:
+        on the detector's 4 MP copy the first level's activations were ~600 MB at once (issue 17's
+        memory budget); a strip's are ~30 MB.
+        """
+        h = data.shape[2]
+        if h <= PNET_STRIP + 10:
+            return self.pnet(((data - 127.5) * 0.0078125).contiguous(memory_format=torch.channels_last))
+        regs, probs = [], []
+        for r0 in range(0, h, PNET_STRIP):
+            part = data[:, :, r0 : r0 + PNET_STRIP + 10]
+            if part.shape[2] < 12:  # no full 12-row window left (the whole level gives no row here)
+                break
+            reg, prob = self.pnet(((part - 127.5) * 0.0078125).contiguous(memory_format=torch.channels_last))
+            regs.append(reg[:, :, : PNET_STRIP // 2])
+            probs.append(prob[:, :, : PNET_STRIP // 2])
+        return torch.cat(regs, 2), torch.cat(probs, 2)
 
     def scales(self, h: int, w: int, min_size: float | None = None) -> list[float]:
         """The image pyramid: from ``12/min_size`` down by ``factor`` while the short side >= 12."""
@@ -302,7 +346,8 @@ class MTCNN(nn.Module):
         cands = []
         for scale in self.scales(h, w, min_size):
             data = F.interpolate(img, size=(int(h * scale + 1), int(w * scale + 1)), mode="area")
-            reg, prob = self.pnet(((data - 127.5) * 0.0078125).contiguous(memory_format=torch.channels_last))
+            reg, prob = self._pnet_strips(data)
+            del data
             p = prob[0, 1]
             ys, xs = torch.nonzero(p >= self.thresholds[0], as_tuple=True)
             if len(ys) == 0:

@@ -143,8 +143,40 @@ def _affine_scale(m: np.ndarray) -> float:
     return float(math.sqrt(abs(np.linalg.det(m[:, :2]))))
 
 
-def align_face(photo: torch.Tensor, landmarks: np.ndarray, lr_size: int) -> torch.Tensor:
-    """Warp one face to the model's LR frame (``1 x 3 x lr x lr``), antialiased (module docstring)."""
+def source_crop(
+    photo: np.ndarray, m_out_to_src: np.ndarray, out_h: int, out_w: int, device: torch.device | str
+) -> tuple[torch.Tensor, np.ndarray]:
+    """The part of a uint8 ``photo`` that sampling ``out_h x out_w`` through ``m_out_to_src`` reads.
+
+    Returns it as a ``1 x 3 x h x w`` float tensor in [0, 1] and the matrix shifted to the crop's
+    coordinates. Why: a float copy of a whole 64 MP photo is 768 MB, a face's crop a few kB. Bilinear
+    sampling reads the two pixels around each coordinate, so a 2 px margin holds everything it
+    reads; where the crop meets the photo's edge, "border" padding clamps to the same edge pixels.
+    """
+    h, w = photo.shape[:2]
+    corners = np.array([[0, 0, 1], [out_w - 1, 0, 1], [0, out_h - 1, 1], [out_w - 1, out_h - 1, 1]], float)
+    pts = corners @ np.asarray(m_out_to_src, np.float64).T
+    x0 = int(min(w - 1, max(0, math.floor(pts[:, 0].min()) - 2)))
+    y0 = int(min(h - 1, max(0, math.floor(pts[:, 1].min()) - 2)))
+    x1 = int(max(x0 + 1, min(w, math.ceil(pts[:, 0].max()) + 3)))
+    y1 = int(max(y0 + 1, min(h, math.ceil(pts[:, 1].max()) + 3)))
+    m = np.array(m_out_to_src, np.float64)
+    m[0, 2] -= x0
+    m[1, 2] -= y0
+    return to_tensor(photo[y0:y1, x0:x1], device), m
+
+
+def align_face(
+    photo: torch.Tensor | np.ndarray,
+    landmarks: np.ndarray,
+    lr_size: int,
+    device: torch.device | str = "cpu",
+) -> torch.Tensor:
+    """Warp one face to the model's LR frame (``1 x 3 x lr x lr``), antialiased (module docstring).
+
+    ``photo``: a ``1 x 3 x H x W`` float tensor in [0, 1], or the uint8 ``H x W x 3`` photo itself, of
+    which only the face's region is converted (on ``device``; :func:`source_crop`).
+    """
     m = alignment_transform(landmarks, lr_size)  # photo -> LR frame, exactly as prepare aligns
     s = _affine_scale(m)  # LR px per photo px
     k = int(min(8, max(1, math.ceil(1.0 / max(s, 1e-6) - 1e-3))))
@@ -153,6 +185,8 @@ def align_face(photo: torch.Tensor, landmarks: np.ndarray, lr_size: int) -> torc
     to_lr = np.array([[1.0 / k, 0.0, 0.5 / k - 0.5], [0.0, 1.0 / k, 0.5 / k - 0.5]])
     m_inv = invert_affine(m)
     m_big = np.hstack([m_inv[:, :2] @ to_lr[:, :2], (m_inv[:, :2] @ to_lr[:, 2] + m_inv[:, 2])[:, None]])
+    if isinstance(photo, np.ndarray):
+        photo, m_big = source_crop(photo, m_big, big, big, device)
     crop = _sample(photo, m_big, big, big)
     if k > 1:
         crop = F.interpolate(
@@ -235,26 +269,40 @@ def scale_landmarks(landmarks: np.ndarray, factor: float) -> np.ndarray:
     return (np.asarray(landmarks, np.float64) + 0.5) * factor - 0.5
 
 
+#: Rows processed at a time by the whole-photo helpers below (temporaries are one band, not one photo).
+BAND_ROWS = 256
+
+
 def to_gray(image: np.ndarray) -> np.ndarray:
     """``H x W x 3`` uint8 -> the same shape with every channel the BT.601 luma (what PIL's "L" uses)."""
-    y = np.rint(image.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)).clip(0, 255)
-    return np.repeat(y.astype(np.uint8)[..., None], 3, axis=2)
+    out = np.empty_like(image)
+    weights = np.array([0.299, 0.587, 0.114], np.float32)
+    for y in range(0, image.shape[0], BAND_ROWS):
+        band = image[y : y + BAND_ROWS]
+        out[y : y + BAND_ROWS] = np.rint(band.astype(np.float32) @ weights).clip(0, 255)[..., None]
+    return out
+
+
+def _channels_differ(a: np.ndarray, tolerance: int) -> bool:
+    a = a.astype(np.int16)
+    return (
+        int(np.abs(a[..., 0] - a[..., 1]).max()) > tolerance
+        or int(np.abs(a[..., 1] - a[..., 2]).max()) > tolerance
+    )
 
 
 def is_gray(image: np.ndarray, tolerance: int = 3) -> bool:
     """Whether a photo is grayscale stored as RGB: channels equal within JPEG chroma rounding.
 
-    Sampled on a strided grid so a 64 MP photo costs milliseconds, then confirmed on all pixels.
+    Sampled on a strided grid so a 64 MP photo costs milliseconds, then confirmed on all pixels
+    (band by band, so the int16 copies are one band, not one photo).
     """
     step = max(1, int(math.sqrt(image.shape[0] * image.shape[1] / 250_000)))
-    for arr in (image[::step, ::step], image):
-        a = arr.astype(np.int16)
-        if (
-            int(np.abs(a[..., 0] - a[..., 1]).max()) > tolerance
-            or int(np.abs(a[..., 1] - a[..., 2]).max()) > tolerance
-        ):
-            return False
-    return True
+    if _channels_differ(image[::step, ::step], tolerance):
+        return False
+    return not any(
+        _channels_differ(image[y : y + BAND_ROWS], tolerance) for y in range(0, image.shape[0], BAND_ROWS)
+    )
 
 
 def run_model(
