@@ -32,21 +32,29 @@ from PIL import Image
 
 from facesr.paths import data_root
 
+#: The photos of issue 16's speed targets: (width, height, faces, columns, rows).
+PHOTOS = {"1080p": (1920, 1080, 20, 5, 4), "3mp": (2048, 1536, 30, 6, 5)}
 
-def compose(root: Path, n: int = 20, seed: int = 0) -> np.ndarray:
-    """1920x1080 canvas with ``n`` real face crops scaled to 30-55 px boxes (faces ~16-30 px)."""
+
+def compose(root: Path, n: int = 20, seed: int = 0, size: str = "1080p") -> np.ndarray:
+    """A canvas with ``n`` real face crops scaled to 30-55 px boxes (faces ~16-30 px) on a grid.
+
+    ``size``: "1080p" (1920x1080, 20 faces: the default photo) or "3mp" (2048x1536, 30 faces: the
+    issue's group photo).
+    """
+    width, height, n_faces, cols, rows = PHOTOS[size]
+    n = n if size == "1080p" else n_faces
     rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[0:1080, 0:1920]
-    canvas = np.stack([90 + 60 * xx / 1920, 110 + 40 * yy / 1080, 120 + 30 * (xx + yy) / 3000], -1)
+    yy, xx = np.mgrid[0:height, 0:width]
+    canvas = np.stack([90 + 60 * xx / width, 110 + 40 * yy / height, 120 + 30 * (xx + yy) / 3000], -1)
     canvas = (canvas + rng.normal(0, 3, canvas.shape)).clip(0, 255).astype(np.uint8)
-    files = sorted((root / "web_unmasked").glob("*.jpg"))[::27][:n]
-    cols, rows = 5, 4
+    files = sorted((root / "web_unmasked").glob("*.jpg"))[:: 27 if n <= 20 else 17][:n]
     for i, f in enumerate(files):
         crop = Image.open(f).convert("RGB")
         side = int(rng.integers(30, 56))
         crop = crop.resize((side, round(side * crop.height / crop.width)), Image.Resampling.LANCZOS)
-        cx = int((i % cols + 0.5) * 1920 / cols + rng.integers(-120, 120))
-        cy = int((i // cols + 0.5) * 1080 / rows + rng.integers(-60, 60))
+        cx = int((i % cols + 0.5) * width / cols + rng.integers(-120, 120) * width / 1920)
+        cy = int((i // cols + 0.5) * height / rows + rng.integers(-60, 60) * height / 1080)
         y0, x0 = cy - crop.height // 2, cx - crop.width // 2
         canvas[y0 : y0 + crop.height, x0 : x0 + crop.width] = np.asarray(crop)
     return canvas
@@ -71,6 +79,18 @@ def main() -> None:
         action="store_true",
         help="also time model=auto (facesr.restoration.api.DEFAULT_MODELS per face)",
     )
+    parser.add_argument("--photo", default="1080p", choices=sorted(PHOTOS), help="the composed photo")
+    parser.add_argument(
+        "--only-auto",
+        action="store_true",
+        help="time model=auto only (and bicubic as the ratio base): the issue-16 targets",
+    )
+    parser.add_argument(
+        "--detect-baseline",
+        action="store_true",
+        help="also time model=auto with the detector settings before the speed work "
+        "(DetectOptions(min_size=10, factor=0.709)), interleaved: the ratio to the shipped settings",
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -81,7 +101,7 @@ def main() -> None:
     engines = [e.strip() for e in args.engines.split(",") if e.strip()]
     upscales = [int(u) for u in args.upscales.split(",") if u.strip()]
 
-    photo = compose(data_root(args.data))
+    photo = compose(data_root(args.data), size=args.photo)
     with tempfile.TemporaryDirectory() as tmp:
         jdsr = {}
         for s in (4, 8):
@@ -104,34 +124,43 @@ def main() -> None:
             jdsr[s] = str(path)
         restore(photo, model="bicubic", device=args.device)  # warm-up: loads the detector
         results = {}
-        base_configs = [("bicubic", "bicubic", "torch")]
-        base_configs += [(f"jdsr-lite-x{s}/{e}", jdsr[s], e) for s in (4, 8) for e in engines]
-        base_configs += [(f"auto/{e}", None, e) for e in engines] if args.auto else []
+        from facesr.restoration.detect import DetectOptions
+
+        ref_detect = DetectOptions(min_size=10.0, factor=0.709)
+        base_configs = [("bicubic", "bicubic", "torch", None)]
+        if not args.only_auto:
+            base_configs += [(f"jdsr-lite-x{s}/{e}", jdsr[s], e, None) for s in (4, 8) for e in engines]
+        if args.auto or args.only_auto:
+            base_configs += [(f"auto/{e}", None, e, None) for e in engines]
+        if args.detect_baseline:
+            base_configs += [(f"auto/{e}/detect-baseline", None, e, ref_detect) for e in engines]
         configs = [
-            (label if u == 1 else f"{label}@x{u}", model, engine, u)
+            (label if u == 1 else f"{label}@x{u}", model, engine, u, dopt)
             for u in upscales
-            for label, model, engine in base_configs
+            for label, model, engine, dopt in base_configs
         ]
-        for _label, model, engine, u in configs:
-            restore(photo, model=model, device=args.device, engine=engine, upscale=u)  # warm-up
+        for _label, model, engine, u, dopt in configs:  # warm-up
+            restore(photo, model=model, device=args.device, engine=engine, upscale=u, detect=dopt)
         runs_by: dict[str, list] = {c[0]: [] for c in configs}
         last = {}
         for _ in range(args.repeats):  # interleaved rounds: load changes hit every config alike
-            for label, model, engine, u in configs:
+            for label, model, engine, u, dopt in configs:
                 t = time.perf_counter()
-                res = restore(photo, model=model, device=args.device, engine=engine, upscale=u)
+                res = restore(photo, model=model, device=args.device, engine=engine, upscale=u, detect=dopt)
                 runs_by[label].append((time.perf_counter() - t, res.timings))
                 last[label] = res
         results = {}
-        for label, _model, engine, u in configs:
+        for label, _model, engine, u, _dopt in configs:
             runs, res = runs_by[label], last[label]
             total = statistics.median(r[0] for r in runs)
             det = statistics.median(r[1].get("detect", 0.0) for r in runs)
             rest = statistics.median(r[1].get("restore", 0.0) for r in runs)
             paste = statistics.median(r[1].get("paste", 0.0) for r in runs)
             bg = statistics.median(r[1].get("background", 0.0) for r in runs)
+            mask = statistics.median(r[1].get("mask", 0.0) for r in runs)
             results[label] = {
                 "engine": engine,
+                "mask_s": round(mask, 3),
                 "upscale": u,
                 "total_s": round(total, 3),
                 "detect_s": round(det, 3),
@@ -145,7 +174,8 @@ def main() -> None:
     summary = json.dumps(
         {
             "command": "python " + " ".join(sys.argv),
-            "photo": "1920x1080, 20 composed real faces (web_unmasked)",
+            "photo": "{}x{}, {} composed real faces (web_unmasked)".format(*PHOTOS[args.photo][:3]),
+            "date_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime()),
             "device": args.device,
             "threads": args.threads,
             "cpu": platform.processor() or platform.machine(),

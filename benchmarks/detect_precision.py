@@ -61,6 +61,9 @@ def main() -> None:
     parser.add_argument("--web", type=int, default=20)
     parser.add_argument("--sheet", type=Path, default=None)
     parser.add_argument("--labels", type=Path, default=None)
+    parser.add_argument(
+        "--write-labels", type=Path, default=None, help="start a labels file (every detection a face)"
+    )
     args = parser.parse_args()
     import torch
 
@@ -81,31 +84,94 @@ def main() -> None:
         sheet.save(args.sheet)
         print(f"{len(rows)} detections in {args.sheet}")
     if args.labels:
-        labels = json.loads(args.labels.read_text())
-        bad = set(labels["not_face"])
-        n = len(rows)
-        passed = [i for i, r in enumerate(rows) if r["face"].status == "ok"]
-        kinds: dict[str, int] = {}
-        for i in bad:
-            if i < n and rows[i]["face"].status == "skipped":
-                k = rows[i]["face"].reason.split(" (")[0]
-                kinds[k] = kinds.get(k, 0) + 1
-        out = {
-            "photos": len({str(r["file"]) for r in rows}),
-            "detections": n,
-            "not_faces": len(bad),
-            "precision_all": round(1 - len(bad) / n, 4),
-            "passed_filters": len(passed),
-            "not_faces_passed": len(bad & set(passed)),
-            "precision_passed": round(1 - len(bad & set(passed)) / max(1, len(passed)), 4),
-            "not_faces_caught_by": kinds,
-            "faces_skipped_by": {},
-        }
-        for i, r in enumerate(rows):
-            if i not in bad and r["face"].status == "skipped":
-                k = r["face"].reason.split(" (")[0]
-                out["faces_skipped_by"][k] = out["faces_skipped_by"].get(k, 0) + 1
-        print(json.dumps(out, indent=2))
+        print(json.dumps(precision(rows, json.loads(args.labels.read_text())), indent=2))
+    if args.write_labels:
+        write_labels(rows, args.write_labels, args)
+
+
+def _iou(a: list[float], b: list[float]) -> float:
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - ix * iy
+    return ix * iy / max(union, 1e-9)
+
+
+def _rel(path: Path) -> str:
+    return (
+        "/".join(Path(path).parts[-3:])
+        if Path(path).parts[-3] == "rwmfd"
+        else "/".join(Path(path).parts[-2:])
+    )
+
+
+def label_of(row: dict, labels: list[dict]) -> str | None:
+    """The hand label ("face", "not_face", "uncertain") of the labelled box this detection matches.
+
+    Why by file and box (IoU >= 0.5) and not by position in the list: a change to the detector
+    (pyramid, padding, filters) adds, drops or reorders detections, and index labels would then
+    silently label the wrong crops. A detection no labelled box matches is ``None`` (unlabelled:
+    look at it and add it).
+    """
+    rel = _rel(row["file"])
+    best, lab = 0.5, None
+    for e in labels:
+        if e["file"] == rel and (v := _iou(row["face"].box, e["box"])) >= best:
+            best, lab = v, e["label"]
+    return lab
+
+
+def precision(rows: list[dict], labels: dict) -> dict:
+    """Precision of all detections and of those that pass the filters, from the hand labels."""
+    entries = labels["labels"]
+    lab = [label_of(r, entries) for r in rows]
+    passed = [i for i, r in enumerate(rows) if r["face"].status == "ok"]
+
+    def count(idx: list[int], kind: str) -> int:
+        return sum(1 for i in idx if lab[i] == kind)
+
+    every = list(range(len(rows)))
+    out: dict = {
+        "photos": len({str(r["file"]) for r in rows}),
+        "detections": len(rows),
+        "faces": count(every, "face"),
+        "not_faces": count(every, "not_face"),
+        "uncertain": count(every, "uncertain"),
+        "unlabelled": [
+            f"{_rel(rows[i]['file'])} {[round(v, 1) for v in rows[i]['face'].box]}"
+            for i in every
+            if lab[i] is None
+        ],
+        "passed_filters": len(passed),
+        "not_faces_passed": count(passed, "not_face"),
+        "uncertain_passed": count(passed, "uncertain"),
+    }
+    labelled = len(rows) - len(out["unlabelled"])
+    out["precision_all"] = round(out["faces"] / max(1, labelled - out["uncertain"]), 4)
+    out["precision_all_uncertain_as_wrong"] = round(out["faces"] / max(1, labelled), 4)
+    lp = len(passed) - sum(1 for i in passed if lab[i] is None)
+    out["precision_passed"] = round(count(passed, "face") / max(1, lp - out["uncertain_passed"]), 4)
+    out["precision_passed_uncertain_as_wrong"] = round(count(passed, "face") / max(1, lp), 4)
+    by: dict[str, dict[str, int]] = {"not_faces_caught_by": {}, "faces_skipped_by": {}}
+    for i, r in enumerate(rows):
+        if r["face"].status == "skipped" and lab[i] in ("face", "not_face"):
+            key = "faces_skipped_by" if lab[i] == "face" else "not_faces_caught_by"
+            kind = r["face"].reason.split(" (")[0]
+            by[key][kind] = by[key].get(kind, 0) + 1
+    return {**out, **by}
+
+
+def write_labels(rows: list[dict], path: Path, args: argparse.Namespace) -> None:
+    """A labels file with every detection marked "face": edit the ones a person saw otherwise."""
+    entries = [
+        {"n": i, "file": _rel(r["file"]), "box": [round(v, 1) for v in r["face"].box], "label": "face"}
+        for i, r in enumerate(rows)
+    ]
+    path.write_text(
+        json.dumps({"sample": {"rwmfd": args.rwmfd, "web": args.web}, "labels": entries}, indent=1) + "\n"
+    )
+    print(
+        f"{len(entries)} detections written to {path}; set label to not_face / uncertain where the sheet shows one"
+    )
 
 
 if __name__ == "__main__":

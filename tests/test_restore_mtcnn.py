@@ -54,6 +54,16 @@ def test_batched_crops_equal_area_interpolation() -> None:
         torch.testing.assert_close(got[k], ref, atol=1e-3, rtol=0)
 
 
+def test_integer_summed_area_table_equals_the_float64_one() -> None:
+    """The detector's uint8 photo gets an int32 table: the same sums, exactly, in half the time."""
+    img = torch.from_numpy(np.random.default_rng(3).integers(0, 256, (1, 3, 61, 83), dtype=np.uint8))
+    exact = _integral(img)
+    assert exact.dtype == torch.int32
+    assert torch.equal(exact.double(), _integral(img.float()))
+    boxes = torch.tensor([[1.0, 1, 30, 30], [-5, -3, 20, 25], [40, 30, 90, 70]])
+    torch.testing.assert_close(_crops(exact, boxes, 24), _crops(_integral(img.float()), boxes, 24))
+
+
 def test_weights_file_is_safetensors_with_all_three_nets() -> None:
     from safetensors import safe_open
 

@@ -112,7 +112,7 @@ def test_tight_crop_is_found(one_face: np.ndarray) -> None:
 class _StubDetector:
     """Reports one confident 'face' whose 5 points are no face's (eyes below the mouth)."""
 
-    def detect(self, image: np.ndarray, min_size: float | None = None):
+    def detect(self, image: np.ndarray, min_size: float | None = None, factor: float | None = None):
         from facesr.restoration.mtcnn import Detections
 
         lm = template(128)[[3, 4, 2, 0, 1]] * 0.5 + [40, 30]
@@ -132,6 +132,64 @@ def test_a_detection_that_is_not_a_face_is_not_painted(monkeypatch) -> None:
     res = api.restore(photo, model="bicubic", device="cpu", upscale=2)
     assert res.faces[0].status == "skipped" and res.faces[0].reason.startswith("not a frontal face")
     assert np.array_equal(res.image, resize(photo, 320, 320))
+
+
+class _CutFaceDetector:
+    """One confident, frontal face whose box and template frame hang over the photo's left edge."""
+
+    def __init__(self, left: float) -> None:
+        self.left = left  # x of the box's left edge in the photo (negative: cut by the border)
+
+    def detect(self, image: np.ndarray, min_size: float | None = None, factor: float | None = None):
+        from facesr.restoration.mtcnn import Detections
+
+        pad = (image.shape[0] - 160) // 2  # detect_faces pads the photo before detecting
+        lm = template(128) * 0.5 + [self.left + pad, 30 + pad]
+        box = np.array([[self.left + pad, 30 + pad, self.left + pad + 64, 30 + pad + 64]], np.float32)
+        return Detections(box, np.array([0.99], np.float32), lm[None].astype(np.float32))
+
+
+@pytest.mark.parametrize("left", [-32.0, -40.0])
+def test_a_face_cut_by_the_photo_border_is_skipped_not_smeared(monkeypatch, left: float) -> None:
+    import facesr.restoration.api as api
+    from facesr.restoration.background import resize
+
+    monkeypatch.setattr(api, "_cached_detector", lambda device: _CutFaceDetector(left))
+    photo = np.random.default_rng(0).integers(0, 256, (160, 160, 3), dtype=np.uint8)
+    res = api.restore(photo, model="bicubic", device="cpu", upscale=2)
+    face = res.faces[0]
+    assert face.status == "skipped" and face.reason.startswith("cut by the photo border"), face.reason
+    assert face.face.extra["outside"] >= 0.5
+    assert np.array_equal(res.image, resize(photo, 320, 320))  # nothing painted
+
+
+def test_a_whole_face_at_the_border_is_not_called_cut() -> None:
+    from facesr.restoration.detect import DetectOptions, outside_share
+
+    assert outside_share([0, 0, 64, 64], (160, 160)) == 0.0
+    assert abs(outside_share([-32, 0, 32, 64], (160, 160)) - 0.5) < 1e-9
+    assert outside_share([-8, 10, 56, 74], (160, 160)) <= DetectOptions().max_outside  # a tight crop's box
+
+
+def test_a_real_face_cut_by_the_photo_border_is_skipped(shared_data: Path) -> None:
+    """A real masked face (rwmfd 0001/0112, reduced to a 45 px box) with its chin cut off by the bottom edge.
+
+    With 38 % of its box outside, MTCNN still finds it (on the padded copy) and it is skipped; cut
+    by 18 % it is a face with a little chin missing and is not called cut.
+    """
+    from facesr.restoration.api import _cached_detector
+    from facesr.restoration.detect import detect_faces
+
+    img = np.asarray(
+        Image.open(shared_data / "rwmfd" / "0001" / "0112.jpg")
+        .convert("RGB")
+        .resize((128, 128), Image.Resampling.BOX)
+    )
+    det = _cached_detector("cpu")
+    cut = [f for f in detect_faces(img[:66].copy(), det) if f.box[3] > 60]
+    assert cut and all(f.status == "skipped" and f.reason.startswith("cut by the photo border") for f in cut)
+    less = [f for f in detect_faces(img[:78].copy(), det) if f.box[3] > 70]
+    assert less and all(not f.reason.startswith("cut by") for f in less)
 
 
 class _Inverter(nn.Module):

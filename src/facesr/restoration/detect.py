@@ -23,7 +23,9 @@ TEMPLATE_EYE_DISTANCE_128 = float(np.linalg.norm(TEMPLATE_128[1] - TEMPLATE_128[
 class FaceDetector(Protocol):
     """Anything that returns boxes, scores and 5 landmarks for an ``H x W x 3`` uint8 image."""
 
-    def detect(self, image: np.ndarray, min_size: float | None = None):  # -> Detections-like
+    def detect(
+        self, image: np.ndarray, min_size: float | None = None, factor: float | None = None
+    ):  # -> Detections-like
         ...
 
 
@@ -39,17 +41,22 @@ class DetectOptions:
     ``max_shape_error``: RMS distance (in eye distances) of the 5 landmarks from the template after
     the alignment fit; hair, hands and scarves that MTCNN mistakes for faces get landmarks no face
     has, and so do faces turned far from frontal, which the template frame would paint over with a
-    frontal face ("not a frontal face"). ``pad``: detect on a copy padded by this fraction of the
+    frontal face ("not a frontal face"). ``max_outside``: share of the face box that may lie
+    outside the photo; a face cut by the photo border beyond it is skipped ("cut by the photo
+    border"): the model would be fed the border pixels repeated where the rest of the face should
+    be, and paints a smear (see :func:`outside_share`). ``pad``: detect on a copy padded by this fraction of the
     long side (small images; see :func:`pad_for_detection`), so faces filling a tight crop are found.
     Faces that are too large for every model are not skipped here: the restore step keeps them.
     """
 
     min_size: float = 10.0
+    factor: float = 0.709
     min_score: float = 0.8
     max_pixels: int = 0  # 0: DETECT_MAX_PIXELS (see detection_copy)
     min_eye_distance: float = 2.0
     min_sharpness: float = 5.0
     max_shape_error: float = 0.25
+    max_outside: float = 0.25
     pad: float = 0.5
 
 
@@ -118,6 +125,20 @@ def shape_error(landmarks: np.ndarray) -> float:
     return float(np.sqrt((res**2).sum(1).mean()) / TEMPLATE_EYE_DISTANCE_128)
 
 
+def outside_share(box: list[float] | np.ndarray, shape: tuple[int, ...]) -> float:
+    """Share (0-1) of the face box ``x1, y1, x2, y2`` that lies outside an image of ``shape``.
+
+    Why the box and not the 128 px template frame: the frame holds hair and background around
+    the face and often reaches past the border of a tight crop whose face is whole; the box is
+    the face itself (brows to chin), so a share of it outside the photo is a cut face.
+    """
+    h, w = shape[:2]
+    x1, y1, x2, y2 = (float(v) for v in box)
+    area = max(x2 - x1, 1e-6) * max(y2 - y1, 1e-6)
+    inside = max(0.0, min(x2, w) - max(x1, 0.0)) * max(0.0, min(y2, h) - max(y1, 0.0))
+    return float(min(1.0, max(0.0, 1.0 - inside / area)))
+
+
 @dataclass
 class Face:
     """One detected face and whether it goes on to be restored."""
@@ -170,7 +191,7 @@ def detect_faces(image: np.ndarray, detector: FaceDetector, opts: DetectOptions 
     opts = opts or DetectOptions()
     small, fx, fy = detection_copy(image, opts.max_pixels or DETECT_MAX_PIXELS)
     padded, pad = pad_for_detection(small, opts.pad)
-    det = detector.detect(padded, min_size=opts.min_size)
+    det = detector.detect(padded, min_size=opts.min_size, factor=opts.factor)
     del padded
     faces = []
     for i in range(len(det.scores)):
@@ -181,6 +202,7 @@ def detect_faces(image: np.ndarray, detector: FaceDetector, opts: DetectOptions 
             box = [(v + 0.5) * (fx if k % 2 == 0 else fy) - 0.5 for k, v in enumerate(box)]
         eye = float(np.linalg.norm(lm[1] - lm[0]))
         err = shape_error(lm)
+        cut = outside_share(box, image.shape)
         face = Face(
             index=i,
             box=box,
@@ -188,10 +210,15 @@ def detect_faces(image: np.ndarray, detector: FaceDetector, opts: DetectOptions 
             landmarks=lm,
             eye_distance=eye,
             sharpness=sharpness(image, box),
-            extra={"shape_error": round(err, 3)},
+            extra={"shape_error": round(err, 3), "outside": round(cut, 3)},
         )
         if face.score < opts.min_score:
             face.status, face.reason = "skipped", f"low score ({face.score:.2f} < {opts.min_score})"
+        elif cut > opts.max_outside:
+            face.status, face.reason = (
+                "skipped",
+                f"cut by the photo border ({cut:.0%} of the face box outside > {opts.max_outside:.0%})",
+            )
         elif eye < opts.min_eye_distance:
             face.status, face.reason = (
                 "skipped",

@@ -209,8 +209,19 @@ def _regress(boxes: torch.Tensor, reg: torch.Tensor, inclusive: bool = True) -> 
 
 
 def _integral(img: torch.Tensor) -> torch.Tensor:
-    """Summed-area table ``3 x (H+1) x (W+1)`` (float64) of a ``1 x 3 x H x W`` image."""
-    s = torch.zeros(3, img.shape[2] + 1, img.shape[3] + 1, dtype=torch.float64, device=img.device)
+    """Summed-area table ``3 x (H+1) x (W+1)`` of a ``1 x 3 x H x W`` image.
+
+    A uint8 image gets an exact integer table (int32 while ``255 x H x W`` fits, else int64): the
+    same sums as float64, in half the time and memory (the table of a 1080p photo was a tenth of
+    the detector's time). Other dtypes get float64.
+    """
+    h, w = img.shape[2], img.shape[3]
+    if img.dtype == torch.uint8:
+        dt = torch.int32 if 255 * h * w < 2**31 else torch.int64
+        s = torch.zeros(3, h + 1, w + 1, dtype=dt, device=img.device)
+        s[:, 1:, 1:] = img[0].to(dt).cumsum(1, dtype=dt).cumsum(2, dtype=dt)
+        return s
+    s = torch.zeros(3, h + 1, w + 1, dtype=torch.float64, device=img.device)
     s[:, 1:, 1:] = img[0].double().cumsum(1).cumsum(2)
     return s
 
@@ -247,7 +258,7 @@ def _crops_of(integral: torch.Tensor, boxes: torch.Tensor, size: int) -> torch.T
     def at(r: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
         return integral[:, r[:, :, None], c[:, None, :]]  # 3 x N x size x size
 
-    total = at(r1c, c1c) - at(r0c, c1c) - at(r1c, c0c) + at(r0c, c0c)
+    total = (at(r1c, c1c) - at(r0c, c1c) - at(r1c, c0c) + at(r0c, c0c)).double()
     return (total / area).permute(1, 0, 2, 3).float()
 
 
@@ -319,24 +330,32 @@ class MTCNN(nn.Module):
             probs.append(prob[:, :, : PNET_STRIP // 2])
         return torch.cat(regs, 2), torch.cat(probs, 2)
 
-    def scales(self, h: int, w: int, min_size: float | None = None) -> list[float]:
+    def scales(
+        self, h: int, w: int, min_size: float | None = None, factor: float | None = None
+    ) -> list[float]:
         """The image pyramid: from ``12/min_size`` down by ``factor`` while the short side >= 12."""
         m = 12.0 / float(min_size or self.min_size)
+        step = float(factor or self.factor)
         minl = min(h, w) * m
         out, s = [], m
         while minl >= 12:
             out.append(s)
-            s *= self.factor
-            minl *= self.factor
+            s *= step
+            minl *= step
         return out
 
     @torch.inference_mode()
-    def detect(self, image: np.ndarray, min_size: float | None = None) -> Detections:
-        """Detect faces in one ``H x W x 3`` uint8 RGB image (``min_size`` overrides the default)."""
+    def detect(
+        self, image: np.ndarray, min_size: float | None = None, factor: float | None = None
+    ) -> Detections:
+        """Detect faces in one ``H x W x 3`` uint8 RGB image (``min_size``, ``factor`` override the defaults)."""
         if image.ndim != 3 or image.shape[2] != 3:
             raise ValueError(f"expected H x W x 3 image, got shape {image.shape}")
         device = next(self.parameters()).device
-        img = torch.as_tensor(np.ascontiguousarray(image), device=device).permute(2, 0, 1)[None].float()
+        pixels = torch.as_tensor(np.ascontiguousarray(image), device=device).permute(2, 0, 1)[None]
+        # The pyramid is cut from a contiguous NCHW copy: area resampling reads it about twice as
+        # fast as the channels-last view of the H x W x 3 array (same values).
+        img = pixels.to(torch.float32, memory_format=torch.contiguous_format)
         h, w = image.shape[:2]
         empty = Detections(
             np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros((0, 5, 2), np.float32)
@@ -344,7 +363,7 @@ class MTCNN(nn.Module):
 
         # Stage 1: PNet over the pyramid; NMS per scale, then across scales.
         cands = []
-        for scale in self.scales(h, w, min_size):
+        for scale in self.scales(h, w, min_size, factor):
             data = F.interpolate(img, size=(int(h * scale + 1), int(w * scale + 1)), mode="area")
             reg, prob = self._pnet_strips(data)
             del data
@@ -364,7 +383,7 @@ class MTCNN(nn.Module):
         boxes = _square(torch.cat([_regress(boxes[:, :4], boxes[:, 5:9], inclusive=False), boxes[:, 4:5]], 1))
 
         # Stage 2: RNet on 24x24 crops, batched.
-        integral = _integral(img)
+        integral = _integral(pixels)
         reg, prob = self._batched(self.rnet, (_crops(integral, boxes, 24) - 127.5) * 0.0078125)
         ok = prob[:, 1] > self.thresholds[1]
         boxes = torch.cat([boxes[ok, :4], prob[ok, 1:2]], 1)
