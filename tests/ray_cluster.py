@@ -30,18 +30,35 @@ ray, temp, port, nodes, cpus = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.ar
 with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:  # `ip link set lo up`, without iproute2
     flags = struct.unpack("16sH", fcntl.ioctl(s, 0x8913, struct.pack("16sH22x", b"lo", 0))[:18])[1]
     fcntl.ioctl(s, 0x8914, struct.pack("16sH22x", b"lo", flags | 0x1))  # SIOCSIFFLAGS |= IFF_UP
-def reap():  # as PID 1, collect the daemonised Ray processes that exit
+# Small object stores and no log monitors: less to start on 2 cores, and the tests need neither.
+common = ["--num-cpus", cpus, "--disable-usage-stats", "--include-log-monitor=false",
+          "--object-store-memory", str(300 << 20)]
+head = subprocess.Popen([ray, "start", "--head", "--port", port, "--temp-dir", temp, "--include-dashboard=false",
+                         *common], stdout=sys.stderr)
+# The other nodes start as soon as the head's GCS accepts connections (`ray start --address` retries
+# until the head has published its session), not after the whole head is up: on 2 cores this
+# overlaps most of their start-up with the head's.
+while head.poll() is None:
+    with socket.socket() as s:
+        if s.connect_ex(("127.0.0.1", int(port))) == 0:
+            break
+    threading.Event().wait(0.2)
+others = [subprocess.Popen([ray, "start", "--address", f"127.0.0.1:{port}", *common], stdout=sys.stderr)
+          for _ in range(nodes - 1)]
+codes = [head.wait(), *(p.wait() for p in others)]
+for i, code in enumerate(codes[1:]):  # a node that came too early (the head still starting) tries again
+    if code and not codes[0]:
+        codes[i + 1] = subprocess.run([ray, "start", "--address", f"127.0.0.1:{port}", *common],
+                                      stdout=sys.stderr).returncode
+if any(codes):
+    sys.exit(f"ray start exited {codes}")
+def reap():  # as PID 1, collect the daemonised Ray processes that exit (only now: the waits above need theirs)
     while True:
         try:
             os.wait()
         except ChildProcessError:
             threading.Event().wait(0.5)
 threading.Thread(target=reap, daemon=True).start()
-common = ["--num-cpus", cpus, "--disable-usage-stats"]
-subprocess.run([ray, "start", "--head", "--port", port, "--temp-dir", temp, "--include-dashboard=false", *common],
-               check=True, stdout=sys.stderr)
-for _ in range(nodes - 1):
-    subprocess.run([ray, "start", "--address", f"127.0.0.1:{port}", *common], check=True, stdout=sys.stderr)
 print("READY", flush=True)
 sys.stdin.read()
 """
@@ -72,11 +89,25 @@ class Cluster:
         self.temp = tempfile.mkdtemp(prefix="rt", dir="/tmp")
         self.log = Path(self.temp) / "holder.log"
         self.proc: subprocess.Popen[bytes] | None = None
+        # Ray >= 2.5x turns token authentication on for a head node whenever ~/.ray/auth_token
+        # exists (any local ray.init() writes one), but a node joining with `ray start --address`
+        # does not read it and fails with "InvalidAuthToken": the cluster started or not depending
+        # on what ran on the machine before. The namespace has only loopback, so authentication
+        # is turned off explicitly for every process of the cluster and every command run in it.
+        # Ray also runs its workers at nice 15, so on a machine busy with other work (CI runners, the
+        # training runs of a development machine) a worker took over a minute to run its first task;
+        # at the test's own priority it takes seconds.
+        self.env = {
+            **os.environ,
+            "RAY_AUTH_MODE": "disabled",
+            "RAY_USAGE_STATS_ENABLED": "0",
+            "RAY_worker_niceness": "0",
+        }
         self.ns_pid = 0
 
     def start(self, timeout: float | None = None) -> None:
-        """Start the nodes; ``FACESR_RAY_START_S`` (default 300) bounds how long that may take."""
-        timeout = timeout or float(os.environ.get("FACESR_RAY_START_S", "300"))
+        """Start the nodes; ``FACESR_RAY_START_S`` (default 180) bounds how long that may take."""
+        timeout = timeout or float(os.environ.get("FACESR_RAY_START_S", "180"))
         ray = str(Path(sys.executable).parent / "ray")
         cmd = ["unshare", "--net", "--pid", "--fork", "--mount-proc", "--kill-child"]
         cmd += [
@@ -91,7 +122,12 @@ class Cluster:
         ]
         with open(self.log, "wb") as err:
             self.proc = subprocess.Popen(
-                cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err, start_new_session=True
+                cmd,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=err,
+                start_new_session=True,
+                env=self.env,
             )
         assert self.proc.stdout is not None
         ready, _, _ = select.select([self.proc.stdout], [], [], timeout)
@@ -117,10 +153,12 @@ class Cluster:
 
     def popen(self, args: list[str], **kw: object) -> subprocess.Popen[str]:
         """Start a command inside the cluster's namespaces (it sees only loopback)."""
-        return subprocess.Popen(self._enter(args), text=True, **kw)  # type: ignore[call-overload]
+        return subprocess.Popen(self._enter(args), text=True, env=self.env, **kw)  # type: ignore[call-overload]
 
     def run(self, args: list[str], timeout: float) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(self._enter(args), text=True, capture_output=True, timeout=timeout)
+        return subprocess.run(
+            self._enter(args), text=True, capture_output=True, timeout=timeout, env=self.env
+        )
 
     def processes(self) -> list[tuple[int, str]]:
         """``(pid, command line)`` of every process in the cluster's pid namespace (host pids)."""
@@ -141,10 +179,10 @@ class Cluster:
             out.append((int(entry.name), args.strip()))
         return out
 
-    def kill(self, pid: int) -> None:
-        """SIGKILL one process of the cluster, by the pid :meth:`processes` gave."""
+    def kill(self, pid: int, sig: int = signal.SIGKILL) -> None:
+        """Send ``sig`` (default SIGKILL) to one process of the cluster, by the pid :meth:`processes` gave."""
         with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
+            os.kill(pid, sig)
 
     def stop(self) -> None:
         """End the namespace (and with it every process of the cluster), then remove its files."""

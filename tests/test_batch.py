@@ -19,7 +19,7 @@ import pytest
 from facesr.batch.inputs import expand_inputs
 from facesr.batch.manifest import OutputFolder
 from facesr.batch.settings import RestoreSettings, model_fingerprint
-from facesr.batch.work import TASK_COLUMNS, Restorer, prepare
+from facesr.batch.work import TASK_COLUMNS, Restorer, prepare, torch_threads
 from facesr.cli import main
 
 SAMPLES = Path(__file__).resolve().parents[1] / "src" / "facesr" / "samples"
@@ -70,8 +70,17 @@ def _run_local(folder: OutputFolder, inputs: list[Path], settings: RestoreSettin
             have = done is not None and src in done.index
             cols[f"prev_{c}"].append(str(done.loc[src, c]) if have else "")
     batch = {k: np.array(v, dtype=object) for k, v in cols.items()}
-    result = Restorer(settings)(prepare(batch, settings.sha256, settings.max_pixels))
+    restorer = Restorer(settings)
+    used = restorer.given_faces.used
+    # As the pipeline calls it: faces found by the CPU stage (none for --aligned crops).
+    prepared = prepare(
+        batch, settings.sha256, settings.max_pixels, None if settings.aligned else settings.min_face
+    )
+    result = restorer(prepared)
     rows = [json.loads(r) for r in result["row"]]
+    todo = sum(s == "todo" for s in prepared["status"])
+    # every photo restored here used the faces of the CPU stage: the restore call did not detect again
+    assert restorer.given_faces.used - used == (0 if settings.aligned else todo)
     folder.append([r for s, r in zip(result["status"], result["row"], strict=True) if s != "skipped"])
     return rows
 
@@ -143,8 +152,9 @@ def test_batch_output_is_byte_identical_to_facesr_restore_and_a_rerun_skips(tmp_
     src.parent.mkdir()
     src.write_bytes(SAMPLE.read_bytes())
     ref = tmp_path / "ref"
-    assert (
-        main(
+    # The batch's default one torch thread: float sums, and so output bytes, follow the thread count.
+    with torch_threads(1):
+        rc = main(
             [
                 "restore",
                 str(src),
@@ -158,8 +168,7 @@ def test_batch_output_is_byte_identical_to_facesr_restore_and_a_rerun_skips(tmp_
                 "torch",
             ]
         )
-        == 0
-    )
+    assert rc == 0
     folder = OutputFolder(tmp_path / "out")
     folder.prepare()
     settings = _settings()
@@ -314,3 +323,23 @@ def test_a_second_run_on_the_same_output_folder_is_refused(tmp_path: Path) -> No
     first.prepare()  # the run that holds the lock may prepare again
     with pytest.raises(FacesrError, match="another facesr restore-batch is writing"):
         OutputFolder(tmp_path / "out").prepare()
+
+
+def test_the_restore_worker_takes_the_cpu_stage_faces_for_that_photo_only() -> None:
+    from facesr.batch.work import _GivenFaces
+
+    calls: list[tuple[int, ...]] = []
+
+    def real(image, detector, opts=None):  # type: ignore[no-untyped-def]
+        calls.append(image.shape)
+        return ["detected"]
+
+    g = _GivenFaces(real)
+    a, b = np.zeros((4, 4, 3), np.uint8), np.ones((4, 4, 3), np.uint8)
+    with g.given(a, ["given"]):
+        assert g(a.copy(), None) == ["given"]  # the same pixels (restore may copy the array)
+        assert g(a, None) == ["detected"]  # a second lookup in the same call detects
+    with g.given(a, ["given"]):
+        assert g(b, None) == ["detected"]  # other pixels detect
+    assert g(a, None) == ["detected"]  # nothing armed outside given()
+    assert g.used == 1 and len(calls) == 3

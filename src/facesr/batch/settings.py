@@ -32,6 +32,12 @@ class RestoreSettings:
     min_face: float
     model_fingerprint: str = ""  # the weights behind ``model`` (see model_fingerprint)
     bg_fingerprint: str = ""  # the weights behind ``bg_upsampler``
+    # Faces are found by the CPU stage (facesr.batch.work.prepare), whatever ``device`` restores:
+    # on a GPU cluster that can differ from `facesr restore --device cuda`, so it is in the hash.
+    detect_device: str = "cpu"
+    # Torch threads of every worker and CPU task: float sums (and so output bytes) depend on the
+    # thread count, so a batch pins it; `OMP_NUM_THREADS=N facesr restore` gives the same bytes.
+    threads: int = 1
 
     def restore_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for :func:`facesr.restoration.api.restore` (same as ``facesr restore``)."""

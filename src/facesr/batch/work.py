@@ -3,11 +3,15 @@
 Why plain Python: Ray Data calls these on its workers (:mod:`.pipeline`), and tests call them
 directly, so the exactly-once and byte-identity rules are checked without a cluster. Two steps:
 
-* :func:`prepare` (CPU): read the input bytes once, hash them, decide whether the photo is
+* :func:`prepare` (CPU tasks): read the input bytes once, hash them, decide whether the photo is
   already done (same input sha256, same settings sha256, output present with the recorded
-  sha256) and otherwise decode it (same decoder and pixel limit as ``facesr restore``).
+  sha256), otherwise decode it (same decoder and pixel limit as ``facesr restore``) and find its
+  faces (the same detector, on the CPU, with the same options as ``facesr restore --device
+  cpu``). Decoding and detection are the CPU-bound part of a photo, so they scale with CPU
+  workers and never hold a GPU worker.
 * :class:`Restorer` (CPU or GPU, one per worker so the models load once): the same
-  :func:`facesr.restoration.api.restore` call as ``facesr restore``, the same PNG encoding, an
+  :func:`facesr.restoration.api.restore` call as ``facesr restore``, given the faces found by
+  :func:`prepare` instead of detecting again (:class:`_GivenFaces`), the same PNG encoding, an
   atomic write, and the manifest row. Any failure is recorded for that photo and the rest go on.
 
 A batch is a ``dict`` of equal-length numpy columns (Ray Data's ``numpy`` batch format).
@@ -15,12 +19,15 @@ A batch is a ``dict`` of equal-length numpy columns (Ray Data's ``numpy`` batch 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+import pickle
 import socket
 import time
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -61,13 +68,43 @@ def _read_reason(path: str, exc: BaseException) -> str:
     return str(exc).splitlines()[0].replace("<bytes>", path, 1)
 
 
-def prepare(batch: dict[str, np.ndarray], settings_sha256: str, max_pixels: int) -> dict[str, np.ndarray]:
-    """Hash, skip-or-decode each photo. Adds ``status`` (todo/skipped/failed), ``reason``,
-    ``input_sha256``, ``pixels`` (H x W x 3 uint8; empty unless todo) and ``t_prepare``."""
+@contextlib.contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """Run with ``n`` torch threads (restored after: tests call the workers in-process)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def detect(arr: np.ndarray, min_face: float) -> bytes:
+    """The faces ``facesr restore --device cpu`` finds in ``arr`` (pickled: exact floats, any worker)."""
+    from facesr.restoration.api import _cached_detector
+    from facesr.restoration.detect import DetectOptions, detect_faces
+
+    return pickle.dumps(detect_faces(arr, _cached_detector("cpu"), DetectOptions(min_size=min_face)))
+
+
+def prepare(
+    batch: dict[str, np.ndarray],
+    settings_sha256: str,
+    max_pixels: int,
+    min_face: float | None = None,
+    threads: int = 1,
+) -> dict[str, np.ndarray]:
+    """Hash, skip-or-decode (and with ``min_face``, detect) each photo. Adds ``status``
+    (todo/skipped/failed), ``reason``, ``input_sha256``, ``pixels`` (H x W x 3 uint8; empty unless
+    todo), ``faces`` (pickled list of :class:`~facesr.restoration.detect.Face`; empty bytes when not
+    detected here: ``--aligned`` crops are framing-checked by the restore call itself),
+    ``t_prepare`` (read, hash, decode) and ``t_detect``."""
     from facesr.io import IMAGE_EXTENSIONS, MAX_FILE_BYTES, read_image
 
     n = len(batch["input"])
-    status, reason, sha, pixels, took = [], [], [], [], []
+    status, reason, sha, pixels, took, faces, took_detect = [], [], [], [], [], [], []
     for i in range(n):
         t0 = time.perf_counter()
         path = str(batch["input"][i])
@@ -104,11 +141,20 @@ def prepare(batch: dict[str, np.ndarray], settings_sha256: str, max_pixels: int)
                     arr = read_image(data, max_pixels=max_pixels)
                 except Exception as exc:  # ImageReadError and anything a hostile file provokes
                     st, why = "failed", _read_reason(path, exc)
+        took.append(time.perf_counter() - t0)
+        found, t1 = b"", time.perf_counter()
+        if st == "todo" and min_face is not None:
+            try:
+                with torch_threads(threads):
+                    found = detect(arr, min_face)
+            except Exception:  # left to the restore call, which records the reason like facesr restore
+                found = b""
+        took_detect.append(time.perf_counter() - t1)
         status.append(st)
         reason.append(why)
         sha.append(digest)
         pixels.append(arr)
-        took.append(time.perf_counter() - t0)
+        faces.append(found)
     out_pixels = np.empty(n, dtype=object)
     for i, arr in enumerate(pixels):  # one by one: a list of equal-shape arrays would broadcast
         out_pixels[i] = arr
@@ -118,8 +164,50 @@ def prepare(batch: dict[str, np.ndarray], settings_sha256: str, max_pixels: int)
         "reason": np.array(reason, dtype=object),
         "input_sha256": np.array(sha, dtype=object),
         "pixels": out_pixels,
+        "faces": np.array(faces, dtype=object),
         "t_prepare": np.array(took, dtype=np.float64),
+        "t_detect": np.array(took_detect, dtype=np.float64),
     }
+
+
+class _GivenFaces:
+    """Lets the restore call use the faces :func:`prepare` found instead of detecting again.
+
+    :func:`facesr.restoration.api.restore` takes no precomputed faces, and looks them up through
+    its module's ``detect_faces``. Each restore worker swaps that name for an instance of this
+    class once; :meth:`given` arms it for one photo, and the first lookup made for that very array
+    (same shape and pixels) during that call gets the armed faces. Any other lookup - another
+    array, a second lookup, no faces armed - goes to the real detector, so the results cannot
+    differ from ``facesr restore``, only the time taken. Ray runs one call at a time on an actor.
+    """
+
+    def __init__(self, real: Any) -> None:
+        self.real = real
+        self.armed: tuple[np.ndarray, list[Any]] | None = None
+        self.used = 0  # lookups answered from the armed faces (tests check the swap works)
+
+    def __call__(self, image: np.ndarray, detector: Any, opts: Any = None) -> Any:
+        armed, self.armed = self.armed, None
+        if armed is not None and armed[0].shape == image.shape and np.array_equal(armed[0], image):
+            self.used += 1
+            return armed[1]
+        return self.real(image, detector, opts)
+
+    @contextlib.contextmanager
+    def given(self, image: np.ndarray, faces: list[Any] | None) -> Iterator[None]:
+        self.armed = None if faces is None else (image, faces)
+        try:
+            yield
+        finally:
+            self.armed = None
+
+    @classmethod
+    def install(cls) -> _GivenFaces:
+        from facesr.restoration import api
+
+        if not isinstance(api.detect_faces, cls):
+            api.detect_faces = cls(api.detect_faces)
+        return api.detect_faces
 
 
 def _ray_node_id() -> str:
@@ -141,6 +229,7 @@ class Restorer:
         self.sha = settings.sha256
         self.worker = f"{socket.gethostname()}:{os.getpid()}"
         self.node = _ray_node_id()
+        self.given_faces = _GivenFaces.install()
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """``status`` and ``row`` (the manifest row as JSON) per photo; the pixels stop here."""
@@ -161,7 +250,10 @@ class Restorer:
             "output": "",
             "output_sha256": "",
             "faces": {},
-            "timings_s": {"prepare": round(float(item["t_prepare"]), 4)},
+            "timings_s": {
+                "prepare": round(float(item["t_prepare"]), 4),
+                "detect": round(float(item.get("t_detect", 0.0)), 4),
+            },
             "warnings": [],
             "notes": [],
             "upscale": 0,
@@ -174,20 +266,26 @@ class Restorer:
             row.update(output=out, output_sha256=str(item["prev_output_sha256"]))
             return row
         if row["status"] == "todo":
-            self._restore(item["pixels"], out, row)
+            given = item.get("faces", b"")
+            self._restore(item["pixels"], pickle.loads(given) if len(given) else None, out, row)
         row["finished"] = round(time.time(), 3)
         return row
 
-    def _restore(self, pixels: np.ndarray, out: str, row: dict[str, Any]) -> None:
+    def _restore(self, pixels: np.ndarray, faces: list[Any] | None, out: str, row: dict[str, Any]) -> None:
         from facesr.errors import FacesrError
         from facesr.io import atomic_write_bytes, encode_image
         from facesr.restoration.api import restore
 
         t0 = time.perf_counter()
+        arr = np.asarray(pixels, dtype=np.uint8)
         try:
-            with warnings.catch_warnings(record=True):
+            with (
+                warnings.catch_warnings(record=True),
+                self.given_faces.given(arr, faces),
+                torch_threads(self.settings.threads),
+            ):
                 warnings.simplefilter("always")
-                res = restore(np.asarray(pixels, dtype=np.uint8), **self.kwargs)
+                res = restore(arr, **self.kwargs)
         except FacesrError as exc:  # ModelError included: recorded per photo, the batch goes on
             row.update(status="failed", reason=f"{row['input']}: {str(exc).splitlines()[0]}")
             return
@@ -196,7 +294,10 @@ class Restorer:
             return
         row["warnings"] = list(res.warnings)
         row["notes"] = list(res.notes)
-        row["timings_s"].update({k: round(v, 4) for k, v in res.timings.items()})
+        # The detection happened in prepare (timed there); restore's own "detect" is the hand-over.
+        row["timings_s"].update(
+            {k: round(v, 4) for k, v in res.timings.items() if k != "detect" or faces is None}
+        )
         faces = [f.status for f in res.faces]
         row["faces"] = {s: faces.count(s) for s in ("restored", "kept", "skipped")} | {"found": len(faces)}
         row["upscale"] = int(res.upscale)

@@ -45,6 +45,20 @@ import click
     help="GPUs per restore worker when the device is cuda (default 1; 0.5 packs two per GPU).",
 )
 @click.option(
+    "--prepare-cpus",
+    type=click.FloatRange(min=0.05),
+    default=0.5,
+    show_default=True,
+    help="CPUs per read/decode/detect task (CPU stage; as many run as the CPUs left by the restore workers).",
+)
+@click.option(
+    "--threads",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Torch threads per worker and CPU task; outputs are the bytes of `OMP_NUM_THREADS=N facesr restore`.",
+)
+@click.option(
     "--photos-per-call",
     type=click.IntRange(min=1),
     default=4,
@@ -105,6 +119,8 @@ def restore_batch_cmd(
     workers: int | None,
     cpus_per_worker: float,
     gpus_per_worker: float | None,
+    prepare_cpus: float,
+    threads: int,
     photos_per_call: int,
     local_cpus: int | None,
     upscale: str | None,
@@ -166,6 +182,7 @@ def restore_batch_cmd(
             min_face=DetectOptions().min_size if min_face is None else min_face,
             model_fingerprint=fingerprint,
             bg_fingerprint=bg_fingerprint,
+            threads=threads,
         )
         pairs = folder.assign_outputs(items)
         done = folder.read_done()
@@ -195,6 +212,7 @@ def restore_batch_cmd(
             cpus_per_worker=cpus_per_worker,
             gpus_per_worker=gpus_per_worker,
             photos_per_call=photos_per_call,
+            prepare_cpus=prepare_cpus,
         )
         counts = {"ok": 0, "skipped": 0, "failed": 0}
 
