@@ -51,7 +51,7 @@ for i, code in enumerate(codes[1:]):  # a node that came too early (the head sti
         codes[i + 1] = subprocess.run([ray, "start", "--address", f"127.0.0.1:{port}", *common],
                                       stdout=sys.stderr).returncode
 if any(codes):
-    sys.exit(f"ray start exited {codes}")
+    sys.exit(f"ray start exited {codes} (head, other nodes)")
 def reap():  # as PID 1, collect the daemonised Ray processes that exit (only now: the waits above need theirs)
     while True:
         try:
@@ -105,8 +105,22 @@ class Cluster:
         }
         self.ns_pid = 0
 
-    def start(self, timeout: float | None = None) -> None:
-        """Start the nodes; ``FACESR_RAY_START_S`` (default 180) bounds how long that may take."""
+    def start(self, timeout: float | None = None, tries: int = 2) -> None:
+        """Start the nodes; ``FACESR_RAY_START_S`` (default 180) bounds how long each try may take.
+
+        A second try in a fresh namespace follows a failed one: Ray gives a raylet a fixed 30 s to
+        register (``ray._private.node``), which a 2-core machine under heavy load can miss.
+        """
+        for left in range(tries - 1, -1, -1):
+            try:
+                return self._start_once(timeout)
+            except RuntimeError:
+                if not left:
+                    raise
+                self.temp = tempfile.mkdtemp(prefix="rt", dir="/tmp")
+                self.log = Path(self.temp) / "holder.log"
+
+    def _start_once(self, timeout: float | None) -> None:
         timeout = timeout or float(os.environ.get("FACESR_RAY_START_S", "180"))
         ray = str(Path(sys.executable).parent / "ray")
         cmd = ["unshare", "--net", "--pid", "--fork", "--mount-proc", "--kill-child"]

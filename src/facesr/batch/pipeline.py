@@ -43,9 +43,10 @@ def connect(address: str | None, *, num_cpus: int | None = None) -> dict[str, fl
         kwargs.update(include_dashboard=False, num_cpus=num_cpus)
     try:
         ray.init(**kwargs)
-    except (ConnectionError, RuntimeError, ValueError) as exc:
+    except Exception as exc:  # Ray raises plain Exception too ("timed out during startup")
         where = f"the Ray cluster at {address}" if address else "a local Ray instance"
-        raise FacesrError(f"cannot start or join {where}: {str(exc).splitlines()[0]}") from None
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise FacesrError(f"cannot start or join {where}: {first}") from None
     return dict(ray.cluster_resources())
 
 
