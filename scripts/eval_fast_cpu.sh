@@ -22,9 +22,10 @@ case "${1:-}" in
     done
     ;;
   main)
+    # FACESR_RUN_TAG=_c scores workspace/runs/jdsr_fast_x4_c etc. (a later session's continuation)
     for s in 4 8; do
       for input in masked clean; do
-        facesr eval --model "$RUNS/jdsr_fast_x$s/weights.safetensors" --name "jdsr-fast-x$s" \
+        facesr eval --model "$RUNS/jdsr_fast_x$s${FACESR_RUN_TAG:-}/weights.safetensors" --name "jdsr-fast-x$s" \
           --benchmark "utk-mask-x$s" --input "$input" --out "${OUT:-workspace/results}" --batch-size 50
       done
     done
