@@ -144,3 +144,17 @@ def test_genuine_lr_val_benchmark_uses_val_faces_and_train_reference(tmp_path: P
     assert not ids & {gset.meta[r]["path"] for r in gset.indices("test")}
     test = json.loads((out / "genuine-lr__bicubic-x4.json").read_text())
     assert test["protocol"]["split"] == "test"
+
+
+def test_restore_routes_a_genuine_small_face_through_the_consistifier(tmp_path: Path) -> None:
+    """``facesr restore --model <CR file>``: the face is taken at the file's own 16 px input size and
+    comes back in the 128 px frame, through G_S(G_C(x))."""
+    from facesr.restoration.api import ModelPicker, restore
+
+    args = {"gc_width": 8, "gc_blocks": 1, "gs_arch": "rlfn"}
+    path = tmp_path / "cr-test.safetensors"
+    save_weights(build_cr(**args).eval(), path, arch="cr", args=args, scale=8, lr_size=16, hr_size=128)
+    assert list(ModelPicker(str(path), torch.device("cpu")).candidates()) == [16]
+    crop = np.random.default_rng(3).integers(0, 256, (16, 16, 3), dtype=np.uint8)
+    res = restore(crop, model=str(path), device="cpu", aligned=True)
+    assert res.image.shape == (128, 128, 3) and res.faces[0].model == "cr-test"
