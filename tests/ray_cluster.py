@@ -33,26 +33,17 @@ with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:  # `ip link set lo u
 # Small object stores and no log monitors: less to start on 2 cores, and the tests need neither.
 common = ["--num-cpus", cpus, "--disable-usage-stats", "--include-log-monitor=false",
           "--object-store-memory", str(300 << 20)]
-head = subprocess.Popen([ray, "start", "--head", "--port", port, "--temp-dir", temp, "--include-dashboard=false",
-                         *common], stdout=sys.stderr)
-# The other nodes start as soon as the head's GCS accepts connections (`ray start --address` retries
-# until the head has published its session), not after the whole head is up: on 2 cores this
-# overlaps most of their start-up with the head's.
-while head.poll() is None:
-    with socket.socket() as s:
-        if s.connect_ex(("127.0.0.1", int(port))) == 0:
-            break
-    threading.Event().wait(0.2)
-others = [subprocess.Popen([ray, "start", "--address", f"127.0.0.1:{port}", *common], stdout=sys.stderr)
-          for _ in range(nodes - 1)]
-codes = [head.wait(), *(p.wait() for p in others)]
-for i, code in enumerate(codes[1:]):  # a node that came too early (the head still starting) tries again
-    if code and not codes[0]:
-        codes[i + 1] = subprocess.run([ray, "start", "--address", f"127.0.0.1:{port}", *common],
-                                      stdout=sys.stderr).returncode
+head = subprocess.run([ray, "start", "--head", "--port", port, "--temp-dir", temp, "--include-dashboard=false",
+                       *common], stdout=sys.stderr).returncode
+codes = [head]
+for _ in range(nodes - 1):
+    if head:
+        break
+    codes.append(subprocess.run([ray, "start", "--address", f"127.0.0.1:{port}", *common],
+                                stdout=sys.stderr).returncode)
 if any(codes):
     sys.exit(f"ray start exited {codes} (head, other nodes)")
-def reap():  # as PID 1, collect the daemonised Ray processes that exit (only now: the waits above need theirs)
+def reap():  # as PID 1, collect the daemonised Ray processes that exit (only now: subprocess.run needs its own)
     while True:
         try:
             os.wait()
@@ -148,7 +139,10 @@ class Cluster:
         line = self.proc.stdout.readline() if ready else b""
         if line.strip() != b"READY":
             code = self.proc.poll()
-            tail = self.log_tail()  # read before stop() removes the temp folder
+            # read before stop() removes the temp folder: every error line, then the end of the log
+            full = self.log_tail(1 << 20)
+            errors = [ln for ln in full.splitlines() if ln.startswith(("Exception", "RuntimeError", "ray."))]
+            tail = " | ".join(errors[-6:]) + " ... " + full[-1500:]
             self.stop()
             raise RuntimeError(
                 f"Ray cluster did not start (holder exit code {code}, timeout {timeout:.0f} s): {tail!r}"
