@@ -280,6 +280,25 @@ def run_restore(
     return image, after, face_gallery(restored), str(out), status, face_report(faces)
 
 
+def release_memory() -> None:
+    """Give the heap memory freed by a request back to the system (glibc ``malloc_trim``; a no-op elsewhere).
+
+    Why: Gradio runs requests on a pool of threads, and glibc keeps what each thread's arena freed
+    (and raises its mmap threshold after large frees), so the server's resident size climbed by
+    ~400 MB over 80 small requests and stayed there (benchmarks/fuzz/demo_load.py, issue 17).
+    """
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        trim = libc.malloc_trim
+    except (OSError, AttributeError):
+        return
+    trim.argtypes = [ctypes.c_size_t]
+    trim(0)
+
+
 def page_files(
     result: tuple[np.ndarray, np.ndarray, list[tuple[np.ndarray, str]], str, str, list[list[Any]]],
 ) -> tuple[str, str, list[tuple[str, str]], str, str, list[list[Any]]]:
@@ -318,6 +337,8 @@ def build_app(*, device: str = "cpu", limits: DemoLimits | None = None, default_
             return page_files(run_restore(path, model_name, state, limits))
         except FacesrError as exc:
             raise gr.Error(str(exc), print_exception=False) from None
+        finally:
+            release_memory()
 
     from facesr.io import IMAGE_EXTENSIONS
 
@@ -438,6 +459,13 @@ def launch(
         )
     except KeyboardInterrupt:
         pass
+    except (OSError, ValueError) as exc:
+        # e.g. the port is taken, or Gradio's own check that it can reach the server timed out (an
+        # overloaded machine): one line, never Gradio's advice to share a public link.
+        reason = (str(exc).splitlines() or [type(exc).__name__])[0]
+        if "share=True" in reason:
+            reason = f"the server at http://{host}:{port} did not answer Gradio's start-up check in time"
+        raise FacesrError(f"the demo could not start: {reason}") from None
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
