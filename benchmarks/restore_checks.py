@@ -4,9 +4,11 @@ Real faces: every face ``facesr.restore`` (default models, ``upscale=1``) restor
 disagreement in a deterministic sample of ``rwmfd/`` and ``web_unmasked/`` photos. Non-faces:
 in the same photos, template-shaped landmark sets of the photo's median face size placed at
 random where no face was detected (background, clothes, hair), put through the same align ->
-restore -> colour match -> disagreement steps. Prints percentiles of both and, for
-:data:`facesr.restoration.api.MAX_DISAGREEMENT`, the share of real faces kept and of non-faces
-caught.
+restore -> colour match -> disagreement steps. Wrong restorations: every restored face's output
+checked against another face of the same photo and model (a restoration that does not belong to
+its input, what the check is for). Prints percentiles of all three and, for
+:data:`facesr.restoration.api.MAX_DISAGREEMENT`, the share of real faces kept and of non-faces and
+wrong restorations caught.
 
     python benchmarks/restore_checks.py --rwmfd 30 --web 15 --json-out /tmp/restore_checks.json
 """
@@ -42,12 +44,17 @@ def main() -> None:
     from facesr.restoration.pipeline import align_face, choose_lr_size, colour_match, run_model, to_tensor
 
     rng = np.random.default_rng(0)
-    real, probes = [], []
+    real, probes, swapped = [], [], []
     for f in sample_files(data_root(), args.rwmfd, args.web):
         img = read_image(f)
-        res = api.restore(img, device="cpu", upscale=1, keep_faces=False)
+        res = api.restore(img, device="cpu", upscale=1, keep_faces=True)
         tried = [r for r in res.faces if r.disagreement is not None]
         real += [r.disagreement for r in tried]
+        for i, a in enumerate(tried):  # a's input against the output of the next face of the same model
+            b = next((t for t in tried[i + 1 :] + tried[:i] if t.model == a.model and t is not a), None)
+            if b is not None and a.lr is not None and b.sr is not None:
+                lr_a, sr_b = to_tensor(a.lr), to_tensor(b.sr)
+                swapped.append(float(api._disagreement(colour_match(sr_b, lr_a), lr_a, [a.mask])[0]))
         if not tried:
             continue
         side = float(np.median([r.native for r in tried]))
@@ -88,10 +95,25 @@ def main() -> None:
             zip(map(str, pct), np.percentile(probe_a, pct).round(4).tolist(), strict=True)
         ),
         "probes_caught_share": round(float((probe_a > t).mean()), 4),
+        "wrong_restorations": len(swapped),
+        "wrong_percentiles": dict(
+            zip(
+                map(str, [1, 5, 10, 50]),
+                np.percentile(swapped, [1, 5, 10, 50]).round(4).tolist(),
+                strict=True,
+            )
+        )
+        if swapped
+        else {},
+        "wrong_caught_share": round(float((np.array(swapped) > t).mean()), 4) if swapped else None,
+        "command": "python " + " ".join(sys.argv),
     }
     print(json.dumps(out, indent=2))
     if args.json_out:
-        args.json_out.write_text(json.dumps({**out, "real": real, "probes": probes}, indent=2) + "\n")
+        args.json_out.parent.mkdir(parents=True, exist_ok=True)
+        args.json_out.write_text(
+            json.dumps({**out, "real": real, "probes": probes, "wrong": swapped}, indent=2) + "\n"
+        )
 
 
 def api_ort() -> bool:

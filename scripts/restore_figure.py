@@ -17,7 +17,7 @@ from PIL import Image, ImageDraw
 
 SAMPLES = Path(__file__).resolve().parents[1] / "src" / "facesr" / "samples"
 #: (sample, x0, y0, x1, y1) regions of the input photo with small faces.
-REGIONS = (("rwmfd_0002_0078.jpg", 0, 40, 270, 200), ("rwmfd_0006_0036.jpg", 180, 60, 450, 220))
+REGIONS = (("rwmfd_0002_0078.jpg", 0, 40, 256, 167), ("rwmfd_0006_0036.jpg", 0, 20, 256, 170))
 
 
 def main() -> None:
