@@ -22,8 +22,8 @@ case "${1:-}" in
     # A later session's share of the accumulated budget: both runs start from the shipped weights, decay the
     # LR over FACESR_STEPS steps and stop at FACESR_MINUTES at the latest. Niced, so that interactive work
     # preempts them (needs /proc/sys/kernel/sched_autogroup_enabled = 0, docs/training.md).
-    # x4 keeps the shipped objective (identity is one of its targets); x8 trains on pixel + noise terms,
-    # about 1.6x the images per CPU-second (results/speed/fast.json).
+    # Both keep their config's objective: session 4 tried x8 on pixel + noise + TV terms only (about 1.6x the
+    # images per CPU-second) and its identity and FRD got worse while PSNR rose (docs/jdsr-fast.md).
     tag="${FACESR_TAG:-s4}"
     steps="${FACESR_STEPS:-4000}"
     nohup nice -n 10 facesr train configs/jdsr_fast_x4.yaml run.name="jdsr_fast_x4_$tag" run.steps="$steps" \
@@ -32,7 +32,6 @@ case "${1:-}" in
       > "workspace/jdsr_fast_x4_$tag.out" 2>&1 &
     nohup nice -n 10 facesr train configs/jdsr_fast_x8.yaml run.name="jdsr_fast_x8_$tag" run.steps="$steps" \
       run.max_minutes="$MIN" run.progress=false ema.decay=0.995 ema.start=0 \
-      loss.sr_perceptual=0 loss.sr_identity=0 \
       model.init_from=src/facesr/weights/jdsr-fast-x8.safetensors \
       > "workspace/jdsr_fast_x8_$tag.out" 2>&1 &
     ;;
