@@ -11,7 +11,7 @@ each setting detects on it. A face counts as found when a detection that passes 
 overlaps its reduced box with IoU >= 0.4. The photo keeps its real context (other people,
 clothes, text), which is what makes small faces hard.
 
-    python benchmarks/detect_recall.py --rwmfd 120 --web 40 --json-out results/detect_recall.json
+    python benchmarks/detect_recall.py --rwmfd 120 --web 40 --json-out results/restore/detect_recall.json
 
 Settings: ``name=min_size:factor`` pairs (``--settings ref=10:0.709,new=12:0.709``); the
 default compares the reference with the shipped ``DetectOptions()``.

@@ -6,7 +6,7 @@ the mask detector's input frame exactly as ``facesr.restore`` aligns them. Print
 :func:`facesr.restoration.mask.mask_scores`, and the accuracy of :data:`~facesr.restoration.mask.THRESHOLD`
 and of the best threshold chosen on the even-indexed half, measured on the odd-indexed half.
 
-    python benchmarks/mask_detect.py --per-class 150 --json-out results/mask_detect.json
+    python benchmarks/mask_detect.py --per-class 150 --json-out results/restore/mask_detect.json
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ from facesr.geometry import template
 
 #: Score (:func:`face_scores`, 8-bit levels squared) above which a face is reported as masked: the best
 #: threshold on the even-indexed half of ``benchmarks/mask_detect.py``'s faces with ``jdsr-fast-x4``,
-#: measured on the odd half (results/mask_detect.json, docs/restore.md). The denoiser changes an unmasked
+#: measured on the odd half (results/restore/mask_detect.json, docs/restore.md). The denoiser changes an unmasked
 #: lower face by well under one level, hence the small value.
 THRESHOLD = 0.0117
 
