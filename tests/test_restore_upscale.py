@@ -115,9 +115,10 @@ class _StubDetector:
     def detect(self, image: np.ndarray, min_size: float | None = None, factor: float | None = None):
         from facesr.restoration.mtcnn import Detections
 
-        lm = template(128)[[3, 4, 2, 0, 1]] * 0.5 + [40, 30]
+        pad = (image.shape[0] - 160) // 2  # detect_faces pads the 160 px photo before detecting
+        lm = template(128)[[3, 4, 2, 0, 1]] * 0.5 + [40 + pad, 30 + pad]
         return Detections(
-            np.array([[40, 30, 104, 94]], np.float32),
+            np.array([[40 + pad, 30 + pad, 104 + pad, 94 + pad]], np.float32),
             np.array([0.99], np.float32),
             lm[None].astype(np.float32),
         )
