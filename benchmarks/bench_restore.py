@@ -91,6 +91,12 @@ def main() -> None:
         help="also time model=auto with the detector settings before the speed work "
         "(DetectOptions(min_size=10, factor=0.709)), interleaved: the ratio to the shipped settings",
     )
+    parser.add_argument(
+        "--detect-settings",
+        default="",
+        help="extra model=auto configs with other detector settings, name=min_size:factor,... "
+        "(e.g. min12=12:0.709), interleaved with the others",
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -134,6 +140,12 @@ def main() -> None:
             base_configs += [(f"auto/{e}", None, e, None) for e in engines]
         if args.detect_baseline:
             base_configs += [(f"auto/{e}/detect-baseline", None, e, ref_detect) for e in engines]
+        for item in filter(None, args.detect_settings.split(",")):
+            name, spec = item.split("=")
+            ms, fac = (float(v) for v in spec.split(":"))
+            base_configs += [
+                (f"auto/{e}/{name}", None, e, DetectOptions(min_size=ms, factor=fac)) for e in engines
+            ]
         configs = [
             (label if u == 1 else f"{label}@x{u}", model, engine, u, dopt)
             for u in upscales
