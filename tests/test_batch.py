@@ -343,3 +343,38 @@ def test_the_restore_worker_takes_the_cpu_stage_faces_for_that_photo_only() -> N
         assert g(b, None) == ["detected"]  # other pixels detect
     assert g(a, None) == ["detected"]  # nothing armed outside given()
     assert g.used == 1 and len(calls) == 3
+
+
+def test_faces_travel_between_stages_as_exact_json() -> None:
+    """The CPU stage hands detected faces to the restore workers without pickle, bit for bit."""
+    import numpy as np
+
+    from facesr.batch.work import faces_from_bytes, faces_to_bytes
+    from facesr.restoration.detect import Face
+
+    rng = np.random.default_rng(0)
+    faces = [
+        Face(
+            index=i,
+            box=[float(v) for v in rng.random(4) * 100],
+            score=float(rng.random()),
+            landmarks=rng.random((5, 2)).astype(dtype),
+            eye_distance=float(rng.random() * 30),
+            sharpness=float(rng.random() * 1e3),
+            extra={"shape_error": 0.123, "outside": 0.0},
+        )
+        for i, dtype in enumerate((np.float32, np.float64))
+    ]
+    data = faces_to_bytes(faces)
+    assert b"pickle" not in data and data.startswith(b"[")
+    back = faces_from_bytes(data)
+    for a, b in zip(faces, back, strict=True):
+        assert a.landmarks.dtype == b.landmarks.dtype and np.array_equal(a.landmarks, b.landmarks)
+        assert (a.index, a.box, a.score, a.eye_distance, a.sharpness, a.extra) == (
+            b.index,
+            b.box,
+            b.score,
+            b.eye_distance,
+            b.sharpness,
+            b.extra,
+        )

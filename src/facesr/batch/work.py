@@ -23,7 +23,6 @@ import contextlib
 import hashlib
 import json
 import os
-import pickle
 import socket
 import time
 import warnings
@@ -82,11 +81,46 @@ def torch_threads(n: int) -> Iterator[None]:
 
 
 def detect(arr: np.ndarray, min_face: float) -> bytes:
-    """The faces ``facesr restore --device cpu`` finds in ``arr`` (pickled: exact floats, any worker)."""
+    """The faces ``facesr restore --device cpu`` finds in ``arr``, as :func:`faces_to_bytes` (exact floats)."""
     from facesr.restoration.api import _cached_detector
     from facesr.restoration.detect import DetectOptions, detect_faces
 
-    return pickle.dumps(detect_faces(arr, _cached_detector("cpu"), DetectOptions(min_size=min_face)))
+    return faces_to_bytes(detect_faces(arr, _cached_detector("cpu"), DetectOptions(min_size=min_face)))
+
+
+def faces_to_bytes(faces: list[Any]) -> bytes:
+    """Detected faces as JSON between pipeline stages: no pickle (nothing that can run code is ever
+    deserialised in src/), and exact, since JSON writes each float64 as its shortest round-trip repr."""
+    rows = []
+    for f in faces:
+        rows.append(
+            {
+                "index": int(f.index),
+                "box": [float(v) for v in f.box],
+                "score": float(f.score),
+                "landmarks": np.asarray(f.landmarks).tolist(),
+                "landmarks_dtype": str(np.asarray(f.landmarks).dtype),
+                "eye_distance": float(f.eye_distance),
+                "sharpness": float(f.sharpness),
+                "status": f.status,
+                "reason": f.reason,
+                "extra": {
+                    k: float(v) if isinstance(v, (float, np.floating)) else v for k, v in f.extra.items()
+                },
+            }
+        )
+    return json.dumps(rows).encode("utf-8")
+
+
+def faces_from_bytes(data: bytes) -> list[Any]:
+    """Inverse of :func:`faces_to_bytes` (bit-identical floats and landmark dtype)."""
+    from facesr.restoration.detect import Face
+
+    out = []
+    for r in json.loads(data.decode("utf-8")):
+        lm = np.asarray(r.pop("landmarks"), dtype=np.dtype(r.pop("landmarks_dtype")))
+        out.append(Face(landmarks=lm, **r))
+    return out
 
 
 def prepare(
@@ -98,7 +132,7 @@ def prepare(
 ) -> dict[str, np.ndarray]:
     """Hash, skip-or-decode (and with ``min_face``, detect) each photo. Adds ``status``
     (todo/skipped/failed), ``reason``, ``input_sha256``, ``pixels`` (H x W x 3 uint8; empty unless
-    todo), ``faces`` (pickled list of :class:`~facesr.restoration.detect.Face`; empty bytes when not
+    todo), ``faces`` (:func:`faces_to_bytes` of the :class:`~facesr.restoration.detect.Face` list; empty bytes when not
     detected here: ``--aligned`` crops are framing-checked by the restore call itself),
     ``t_prepare`` (read, hash, decode) and ``t_detect``."""
     from facesr.io import IMAGE_EXTENSIONS, MAX_FILE_BYTES, read_image
@@ -267,7 +301,7 @@ class Restorer:
             return row
         if row["status"] == "todo":
             given = item.get("faces", b"")
-            self._restore(item["pixels"], pickle.loads(given) if len(given) else None, out, row)
+            self._restore(item["pixels"], faces_from_bytes(given) if len(given) else None, out, row)
         row["finished"] = round(time.time(), 3)
         return row
 
