@@ -217,11 +217,10 @@ def test_warm_start_refuses_another_architecture(prepared: Path, tmp_path: Path)
 
 def test_fast_two_stage_parts_chain_into_a_jdsr_fast_file(prepared: Path, tmp_path: Path) -> None:
     """The paper's two-stage baseline for the LR-space family: both parts chain into plain ``jdsr_fast``."""
-    from safetensors.torch import load_file
-
     from facesr.train.loop import train
     from facesr.train.recipes.jdsr import combine_two_stage
     from facesr.zoo import load_model
+    from train_helpers import assert_chain_holds_parts
 
     common = ["recipe.adversarial=false", "run.steps=2", "run.tensorboard=false"]
     den = train(
@@ -236,10 +235,7 @@ def test_fast_two_stage_parts_chain_into_a_jdsr_fast_file(prepared: Path, tmp_pa
     model = load_model(out)
     assert model.meta["facesr.arch"] == "jdsr_fast"
     assert model(torch.rand(1, 3, 32, 32)).shape == (1, 3, 128, 128)
-    d, s, c = (load_file(str(p)) for p in (den / "denoiser.safetensors", sr / "weights.safetensors", out))
-    assert set(c) == {f"denoiser.{k}" for k in d} | set(s)
-    assert all(torch.equal(c[f"denoiser.{k}"], v) for k, v in d.items())
-    assert all(torch.equal(c[k], v) for k, v in s.items())
+    assert_chain_holds_parts(den, sr, out)
 
 
 def test_bilinear_cnn_d_has_no_sub_pixel_grid_and_takes_transpose_weights() -> None:

@@ -14,7 +14,16 @@ import torch
 
 from facesr.train.config import load_train_config
 from facesr.train.loop import EMA, Updater, iter_log, load_checkpoint, train
-from train_helpers import REPO, TINY, env_1thread, facesr_cmd, make_prepared, run_cli, tiny_overrides
+from train_helpers import (
+    REPO,
+    TINY,
+    assert_chain_holds_parts,
+    env_1thread,
+    facesr_cmd,
+    make_prepared,
+    run_cli,
+    tiny_overrides,
+)
 
 
 @pytest.fixture(scope="module")
@@ -265,12 +274,7 @@ def test_two_stage_parts_combine_into_a_restorer(prepared: Path, tmp_path: Path)
     model = load_model(out)
     assert model.meta["facesr.arch"] == "jdsr_two_stage"
     assert model(torch.rand(1, 3, 32, 32)).shape == (1, 3, 128, 128)
-    # the chained net holds exactly the two trained parts
-    from safetensors.torch import load_file
-
-    d, s, c = (load_file(str(p)) for p in (den / "denoiser.safetensors", sr / "weights.safetensors", out))
-    assert all(torch.equal(c[f"denoiser.{k}"], v) for k, v in d.items())
-    assert all(torch.equal(c[k], v) for k, v in s.items())
+    assert_chain_holds_parts(den, sr, out)  # the chained net holds exactly the two trained parts
 
 
 @pytest.mark.slow

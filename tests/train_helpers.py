@@ -140,3 +140,17 @@ def run_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str
     return subprocess.run(
         facesr_cmd(*args), capture_output=True, text=True, timeout=timeout, env=env_1thread(), cwd=REPO
     )
+
+
+def assert_chain_holds_parts(den_run: Path, sr_run: Path, chained: Path) -> None:
+    """A ``combine-two-stage`` file holds exactly the two trained parts: the denoiser under ``denoiser.``
+    and the SR-module file's tensors as they are (shared by the paper and LR-space two-stage tests)."""
+    import torch
+    from safetensors.torch import load_file
+
+    d, s, c = (
+        load_file(str(p)) for p in (den_run / "denoiser.safetensors", sr_run / "weights.safetensors", chained)
+    )
+    assert set(c) == {f"denoiser.{k}" for k in d} | set(s)
+    assert all(torch.equal(c[f"denoiser.{k}"], v) for k, v in d.items())
+    assert all(torch.equal(c[k], v) for k, v in s.items())
