@@ -9,7 +9,7 @@ from facesr.losses.adversarial import critic_loss, generator_loss, gradient_pena
 from facesr.losses.identity import identity_loss
 from facesr.losses.noise import asymmetric_loss, noise_target, tv_l2
 from facesr.losses.perceptual import build_feature_extractor, gram, perceptual_loss, style_loss
-from facesr.losses.pixel import pixel_l1
+from facesr.losses.pixel import masked_l1, pixel_l1
 from facesr.losses.prior import prior_loss
 from facesr.losses.smoothness import tv_l1, tv_l1_difference
 
@@ -189,3 +189,31 @@ def test_jdsr_loss_zero_terms_at_identity() -> None:
     worse = dict(perfect, sr=(hr + 0.1).clamp(0, 1))
     total2, terms2 = JDSRLoss(weights)(worse, batch)
     assert total2.item() > 0 and terms2["sr_pixel"].item() > 0 and terms2["sr_identity"].item() > 0
+
+
+def test_masked_l1_counts_only_covered_pixels_across_the_batch() -> None:
+    """The error outside the region does not count; coverage is resized to the image; empty -> 0."""
+    a = torch.zeros(2, 3, 32, 32)
+    b = torch.zeros(2, 3, 32, 32)
+    b[:, :, 16:] = 1.0  # lower half wrong
+    b[:, :, :4] = 0.5  # top rows wrong too, outside the mask
+    occ = torch.zeros(2, 1, 128, 128)
+    occ[0, :, 64:] = 1.0  # face 0 masked on its lower half (HR size), face 1 unmasked
+    assert masked_l1(a, b, occ).item() == pytest.approx(1.0)
+    assert masked_l1(a, b, torch.zeros(2, 1, 32, 32)).item() == 0.0
+    assert masked_l1(a, a, occ).item() == 0.0
+
+
+def test_jdsr_loss_mask_terms_are_off_by_default_and_on_when_weighted() -> None:
+    from facesr.losses.jdsr import JDSRLoss, JDSRLossWeights
+
+    lr, hr = torch.rand(2, 3, 32, 32), torch.rand(2, 3, 128, 128)
+    occ = torch.zeros(2, 1, 128, 128)
+    occ[:, :, 64:] = 1.0
+    batch = {"lr_masked": lr, "lr_clean": lr, "hr": hr, "occlusion": occ}
+    out = {"denoised": lr.flip(-1), "sr": hr.flip(-1)}
+    plain = dict(dn_perceptual=0, dn_style=0, sr_perceptual=0, sr_identity=0, sr_prior=0, adversarial=0)
+    _, terms = JDSRLoss(JDSRLossWeights(**plain))(out, batch)
+    assert "dn_mask_pixel" not in terms and "sr_mask_pixel" not in terms
+    _, terms = JDSRLoss(JDSRLossWeights(**plain, dn_mask_pixel=1.0, sr_mask_pixel=0.5))(out, batch)
+    assert terms["dn_mask_pixel"] > 0 and terms["sr_mask_pixel"] > 0

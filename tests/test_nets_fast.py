@@ -274,3 +274,102 @@ def test_lr_scale_groups_by_longest_prefix_and_refuses_unknown_names() -> None:
     assert lr_groups(net, params, 1e-3, {}) is params
     with pytest.raises(ConfigError, match="lr_scale"):
         lr_groups(net, params, 1e-3, {"no_such_part": 0.1})
+
+
+def test_face_prior_warm_start_changes_nothing_until_trained_and_exports_to_onnx(tmp_path: Path) -> None:
+    """``prior_channels``: a file without the positional face prior warm-starts into a model with it (new
+    input channels of CNN_D at zero, so the outputs are identical), the prior is a trainable parameter that
+    gets a gradient once CNN_D uses it, and the graph exports to ONNX with the same outputs."""
+    from facesr.train.warmstart import add_face_prior
+
+    torch.manual_seed(0)
+    old = build_jdsr_fast(scale=4, unet_up="bilinear").eval()
+    torch.nn.init.normal_(old.denoiser.unet.out.weight, std=0.1)  # a denoiser that is not the identity
+    new = build_jdsr_fast(scale=4, unet_up="bilinear", prior_channels=8).eval()
+    assert new.denoiser.face_prior is not None and new.denoiser.face_prior.shape == (1, 8, 32, 32)
+    assert new.denoiser.unet.enc1[0].conv.weight.shape[1] == 6 + 8
+    state = add_face_prior(new.state_dict(), old.state_dict())
+    new.load_state_dict(state, strict=True)
+    x = torch.rand(2, 3, 32, 32)
+    assert torch.equal(old(x)["sr"], new(x)["sr"])
+    # CNN_D's prior weights get a gradient at once (the prior is non-zero), the prior itself once they move
+    new.train()
+    new(x)["sr"].mean().backward()
+    assert new.denoiser.unet.enc1[0].conv.weight.grad[:, 6:].abs().sum() > 0
+    with torch.no_grad():
+        new.denoiser.unet.enc1[0].conv.weight[:, 6:].normal_(std=0.1)
+    new.zero_grad()
+    new(x)["sr"].mean().backward()
+    assert new.denoiser.face_prior.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="prior_channels"):
+        from facesr.nets.jdsr import Denoiser, resolve_size
+
+        Denoiser(resolve_size("lite", {"prior_channels": 4}))
+    pytest.importorskip("onnxruntime")
+    from facesr.restoration.onnx import export_onnx, verify_onnx
+    from facesr.zoo import Restorer
+
+    restorer = Restorer(new.eval(), name="t", scale=4, output_key="sr")
+    export_onnx(restorer, tmp_path / "prior.onnx")
+    assert verify_onnx(restorer, tmp_path / "prior.onnx", batch=2) < 1e-4
+
+
+def test_face_prior_warm_start_through_init_from(tmp_path: Path) -> None:
+    """``model.init_from`` of a shipped-layout file into a model with the prior goes through
+    :func:`facesr.train.warmstart.warm_start` (the path a continuation run takes)."""
+    from facesr.train.warmstart import warm_start
+    from facesr.zoo import save_weights
+
+    torch.manual_seed(1)
+    old = build_jdsr_fast(scale=8).eval()  # transpose CNN_D, no prior: the session-3 x8 layout
+    torch.nn.init.normal_(old.denoiser.unet.out.weight, std=0.1)
+    path = tmp_path / "old.safetensors"
+    save_weights(old, path, arch="jdsr_fast", args={"size": "fast", "scale": 8}, scale=8, output_key="sr")
+    new = build_jdsr_fast(scale=8, unet_up="bilinear", prior_channels=4).eval()
+    warm_start(new, str(path), "jdsr_fast")
+    assert torch.equal(
+        new.denoiser.unet.enc1[0].conv.weight[:, 6:],
+        torch.zeros_like(new.denoiser.unet.enc1[0].conv.weight[:, 6:]),
+    )
+    assert torch.allclose(
+        new.denoiser.unet.enc1[0].conv.weight[:, :6], old.denoiser.unet.enc1[0].conv.weight.half().float()
+    )
+
+
+def test_init_only_loads_the_named_part_and_keeps_the_rest_fresh(tmp_path: Path) -> None:
+    """``model.init_only=[sr_module]``: the SR module comes from the file (every tensor), the denoiser keeps
+    its fresh start (identity: zero output conv), so the new model is the old SR module on the raw input."""
+    from facesr.errors import ConfigError
+    from facesr.train.warmstart import warm_start
+    from facesr.zoo import save_weights
+
+    torch.manual_seed(2)
+    old = build_jdsr_fast(scale=4).eval()
+    torch.nn.init.normal_(old.denoiser.unet.out.weight, std=0.1)
+    path = tmp_path / "old.safetensors"
+    save_weights(old, path, arch="jdsr_fast", args={"size": "fast", "scale": 4}, scale=4, output_key="sr")
+    new = build_jdsr_fast(scale=4, unet_up="bilinear", prior_channels=4, cab_residual=True).eval()
+    fresh_den = {k: v.clone() for k, v in new.denoiser.state_dict().items()}
+    warm_start(new, str(path), "jdsr_fast", ["sr_module"])
+    for k, v in new.denoiser.state_dict().items():
+        assert torch.equal(v, fresh_den[k]), k
+    for k, v in new.sr_module.state_dict().items():
+        assert torch.allclose(v, old.sr_module.state_dict()[k].half().float()), k
+    x = torch.rand(2, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.allclose(new(x)["sr"], new.sr_module(x))
+    with pytest.raises(ConfigError, match="init_only"):
+        warm_start(new, str(path), "jdsr_fast", ["nothing_here"])
+
+
+def test_residual_cab_adds_its_input_only_where_shapes_match() -> None:
+    from facesr.nets.blocks import CAB
+
+    same, wider = CAB(8, 8, 4, residual=True), CAB(6, 8, 4, residual=True)
+    assert same.residual and not wider.residual
+    x = torch.rand(1, 8, 5, 5)
+    with torch.no_grad():
+        same.conv.weight.zero_()
+        same.conv.bias.fill_(-1.0)  # ReLU(-1) = 0: the block adds nothing, the skip keeps the input
+    assert torch.equal(same(x), x)
+    assert wider(torch.rand(1, 6, 5, 5)).shape == (1, 8, 5, 5)

@@ -32,7 +32,7 @@ from facesr.losses.perceptual import (
     perceptual_loss,
     style_loss,
 )
-from facesr.losses.pixel import pixel_l1
+from facesr.losses.pixel import masked_l1, pixel_l1
 from facesr.losses.prior import prior_loss
 from facesr.losses.smoothness import tv_l1
 
@@ -48,6 +48,10 @@ class JDSRLossWeights(Strict):
     dn_perceptual: float = 0.1
     dn_style: float = 10.0
     dn_smooth: float = 0.01  # papers.md offers 1 (FCSR-GAN LR stage) or 0.01; 1 over-smooths a mean-TV
+    # PROPOSAL (jdsr_fast, session 5): L1 inside the mask region only, on top of the whole-image L1. With half
+    # the faces masked the mask covers ~15 % of the training pixels, so the whole-image mean gives the part
+    # that must be drawn (nose, mouth) a small share of the gradient. 0 = off (the paper's objective).
+    dn_mask_pixel: float = 0.0
     # SR module
     sr_pixel: float = 1.0  # applied to both the SR and the coarse image (FSRNet supervises both)
     sr_prior: float = 1.0
@@ -56,6 +60,7 @@ class JDSRLossWeights(Strict):
     sr_perceptual: float = 0.01
     sr_smooth: float = 0.01
     sr_identity: float = 0.1
+    sr_mask_pixel: float = 0.0  # as dn_mask_pixel, on the SR image (PROPOSAL)
     # adversarial (WGAN-GP)
     adversarial: float = 1e-3
     gp_lambda: float = 10.0
@@ -114,6 +119,10 @@ class JDSRLoss(nn.Module):
             )
             add("dn_noise_tv", w.dn_noise_tv, lambda: tv_l2(out["noise_map"]))
         add("dn_pixel", w.dn_pixel, lambda: pixel_l1(den, y_lr))
+        if "occlusion" in batch:
+            occ = batch["occlusion"]
+            add("dn_mask_pixel", w.dn_mask_pixel, lambda: masked_l1(den, y_lr, occ))
+            add("sr_mask_pixel", w.sr_mask_pixel, lambda: masked_l1(sr, y_hr, occ))
         if self.features is not None and (w.dn_perceptual > 0 or w.dn_style > 0):
             f_den = self.features(den)
             with torch.no_grad():

@@ -53,14 +53,20 @@ class ChannelAttention(nn.Module):
 class CAB(nn.Module):
     """Channel attention block as drawn in the paper: Conv3x3 -> ReLU -> channel attention (no skip)."""
 
-    def __init__(self, cin: int, cout: int, reduction: int = 16) -> None:
+    def __init__(self, cin: int, cout: int, reduction: int = 16, residual: bool = False) -> None:
         super().__init__()
         self.conv = conv3x3(cin, cout)
         self.act = nn.ReLU(inplace=True)
         self.attention = ChannelAttention(cout, reduction)
+        # PROPOSAL (jdsr_fast): add the input when the shapes allow. Without a skip, a stack of CABs shrinks
+        # its activations block by block (each is gated by a sigmoid < 1) and its ReLUs die: the shipped
+        # session-4 CNN_D had 10 % of its last stage active and changed its input by 4e-4 on average,
+        # i.e. it had learnt nothing while the SR module did the mask removal (docs/jdsr-fast.md, session 5).
+        self.residual = residual and cin == cout
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.attention(self.act(self.conv(x)))
+        out = self.attention(self.act(self.conv(x)))
+        return x + out if self.residual else out
 
 
 class RCAB(nn.Module):

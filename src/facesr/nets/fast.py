@@ -106,7 +106,7 @@ class JDSRFast(nn.Module):
         self.scale = scale
         self.lr_size = HR_SIZE // scale
         self.settings = denoiser or FAST_DENOISER
-        self.denoiser = Denoiser(self.settings)
+        self.denoiser = Denoiser(self.settings, self.lr_size)
         nn.init.zeros_(self.denoiser.unet.out.weight)  # identity at start: the model is the pretrained SR
         nn.init.zeros_(self.denoiser.unet.out.bias)
         self.sr_module = FastSRModule(scale, blocks=sr_blocks)

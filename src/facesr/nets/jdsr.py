@@ -61,6 +61,14 @@ class JDSRSize:
     # (bilinear x2, then a 1x1 conv; PROPOSAL for jdsr_fast): a stride-2 2x2 kernel paints the same 2x2
     # pattern under every input pixel, which showed as a dotted grid on real masks (docs/jdsr-fast.md)
     unet_up: str = "transpose"
+    # PROPOSAL (jdsr_fast, session 5): channels of a learned positional face prior (one [C, lr, lr] tensor)
+    # fed to CNN_D beside the input and the noise map. Faces are aligned to one template, so "where is the
+    # mouth" is a fixed position; a conv net with small kernels sees only mask pixels inside a large mask and
+    # paints the mean skin there. 0 = off (the paper's CNN_D).
+    prior_channels: int = 0
+    # PROPOSAL (jdsr_fast, session 5): CNN_D's CABs add their input where the channel counts match (the
+    # paper draws CAB without a skip; see facesr.nets.blocks.CAB for why this matters). False = the paper.
+    cab_residual: bool = False
 
     def to_args(self) -> dict[str, Any]:
         """JSON-friendly dict (tuples as lists) for weights metadata."""
@@ -162,15 +170,17 @@ class UNetDenoiser(nn.Module):
         blocks: tuple[int, int, int, int, int],
         reduction: int,
         up: str = "transpose",
+        extra_in: int = 0,
+        residual: bool = False,
     ) -> None:
         super().__init__()
         w1, w2, w3 = widths
         b1, b2, b3, b4, b5 = blocks
 
         def stage(cin: int, cout: int, n: int) -> nn.Sequential:
-            return nn.Sequential(*[CAB(cin if i == 0 else cout, cout, reduction) for i in range(n)])
+            return nn.Sequential(*[CAB(cin if i == 0 else cout, cout, reduction, residual) for i in range(n)])
 
-        self.enc1 = stage(6, w1, b1)
+        self.enc1 = stage(6 + extra_in, w1, b1)
         self.enc2 = stage(w1, w2, b2)
         self.mid = stage(w2, w3, b3)
         self.up2 = up_layer(w3, w2, up)
@@ -179,8 +189,11 @@ class UNetDenoiser(nn.Module):
         self.dec1 = stage(w1, w1, b5)
         self.out = nn.Conv2d(w1, 3, 1)
 
-    def forward(self, x: torch.Tensor, noise_map: torch.Tensor) -> torch.Tensor:
-        s1 = self.enc1(torch.cat([x, noise_map], dim=1))
+    def forward(
+        self, x: torch.Tensor, noise_map: torch.Tensor, extra: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        parts = [x, noise_map] if extra is None else [x, noise_map, extra]
+        s1 = self.enc1(torch.cat(parts, dim=1))
         s2 = self.enc2(F.avg_pool2d(s1, 2))
         m = self.mid(F.avg_pool2d(s2, 2))
         d2 = self.dec2(self.up2(m) + s2)
@@ -191,14 +204,29 @@ class UNetDenoiser(nn.Module):
 class Denoiser(nn.Module):
     """Denoising module (papers.md 1.2.1): masked LR in [0, 1] -> (noise map, denoised LR)."""
 
-    def __init__(self, size: JDSRSize) -> None:
+    def __init__(self, size: JDSRSize, lr_size: int | None = None) -> None:
         super().__init__()
         self.estimator = NoiseEstimator(size.est_width, size.est_blocks, size.est_reduction)
-        self.unet = UNetDenoiser(size.unet_widths, size.unet_blocks, size.reduction, size.unet_up)
+        self.unet = UNetDenoiser(
+            size.unet_widths,
+            size.unet_blocks,
+            size.reduction,
+            size.unet_up,
+            size.prior_channels,
+            size.cab_residual,
+        )
+        self.face_prior: nn.Parameter | None = None
+        if size.prior_channels:
+            if lr_size is None:
+                raise ValueError("prior_channels needs the model's input size (jdsr_fast only)")
+            # small random start: CNN_D's weights for these channels start at zero on a warm start
+            # (facesr.train.warmstart), so the prior changes nothing until training gives it a use
+            self.face_prior = nn.Parameter(0.1 * torch.randn(1, size.prior_channels, lr_size, lr_size))
 
     def forward(self, lr: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         noise_map = self.estimator(lr)
-        return noise_map, self.unet(lr, noise_map)
+        extra = None if self.face_prior is None else self.face_prior.expand(lr.shape[0], -1, -1, -1)
+        return noise_map, self.unet(lr, noise_map, extra)
 
 
 class SRModule(nn.Module):

@@ -106,6 +106,10 @@ class ModelSection(Strict):
     # shipped model, so training accumulates across runs), or "general-sr" for the shared RLFN x4 weights
     # (jdsr_fast only; FACESR_PRETRAINED or ../shared/pretrained). None: random initialisation.
     init_from: str | None = None
+    # Load only the parameters under these name prefixes from init_from (e.g. [sr_module]); the others keep
+    # their fresh initialisation. For a part whose layout or role changed (session 5 restarted CNN_D with
+    # residual CABs: the old one had learnt nothing). Empty: everything (strict).
+    init_only: list[str] = Field(default_factory=list)
     critic_init_from: str | None = None  # the critic's weights file written next to a shipped model
 
 

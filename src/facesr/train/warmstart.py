@@ -32,15 +32,33 @@ def load_part(net: nn.Module, path: str, what: str) -> dict[str, str]:
 
 
 def _adapt_layout(net: nn.Module, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Earlier layouts that a warm start may still come from: a ``transpose`` CNN_D into a ``bilinear`` one."""
+    """Earlier layouts that a warm start may still come from: a ``transpose`` CNN_D into a ``bilinear`` one,
+    and a CNN_D without the positional face prior into one with it (:func:`add_face_prior`)."""
     own = net.state_dict()
     wants_bilinear = any(k.endswith("up1.proj.weight") for k in own)
     has_transpose = any(k.endswith("up1.weight") and v.dim() == 4 for k, v in state.items())
     if wants_bilinear and has_transpose:
         from facesr.nets.jdsr import transpose_to_bilinear
 
-        return transpose_to_bilinear(state)
-    return state
+        state = transpose_to_bilinear(state)
+    return add_face_prior(own, state)
+
+
+def add_face_prior(own: dict[str, torch.Tensor], state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Warm-start a denoiser with ``prior_channels`` from one without: the prior keeps its fresh start and
+    CNN_D's first conv gets zero weights for the new input channels, so the warm-started model computes
+    exactly what the source did until training gives the prior a use (tested)."""
+    out = dict(state)
+    for key in [k for k in own if k.endswith("denoiser.face_prior") and k not in state]:
+        prefix = key[: -len("face_prior")]
+        first = prefix + "unet.enc1.0.conv.weight"
+        old, new = state.get(first), own.get(first)
+        if old is None or new is None or old.shape[1] >= new.shape[1]:
+            continue
+        pad = old.new_zeros(old.shape[0], new.shape[1] - old.shape[1], *old.shape[2:])
+        out[first] = torch.cat([old, pad], dim=1)
+        out[key] = own[key].clone()
+    return out
 
 
 def _load_state(net: nn.Module, state: dict[str, torch.Tensor], path: str, what: str) -> None:
@@ -53,13 +71,15 @@ def _load_state(net: nn.Module, state: dict[str, torch.Tensor], path: str, what:
         raise ConfigError(f"{what}: {path} does not fit the network ({first})") from None
 
 
-def warm_start(net: nn.Module, source: str, arch: str) -> None:
+def warm_start(net: nn.Module, source: str, arch: str, only: list[str] | None = None) -> None:
     """``model.init_from``: start a new run from general-SR weights or from an earlier facesr model.
 
     A facesr weights file must name the same architecture (its metadata says which); "general-sr" loads the
     shared RLFN x4 weights into an LR-space model's SR module (:func:`facesr.nets.fast.init_from_general_sr`).
     Training totals of the source (``facesr.totals``) are carried on by the run's export, so a model card
-    adds up every run behind it.
+    adds up every run behind it. ``only`` (``model.init_only``) restricts the load to parameters under those
+    name prefixes; within them every tensor must fit and be used, the rest of the network keeps its fresh
+    initialisation.
     """
     if source == "general-sr":
         from facesr.nets.fast import init_from_general_sr
@@ -72,7 +92,34 @@ def warm_start(net: nn.Module, source: str, arch: str) -> None:
     meta, state = _read_safetensors(source, "model.init_from")
     if meta.get("facesr.arch") not in (arch, None):
         raise ConfigError(f"model.init_from: {source} is a {meta.get('facesr.arch')!r} model, not {arch!r}")
-    _load_state(net, _adapt_layout(net, state), source, "model.init_from")
+    state = _adapt_layout(net, state)
+    if only:
+        state = _restrict(net, state, only, source)
+        try:
+            net.load_state_dict(state, strict=False)
+        except RuntimeError as exc:
+            first = str(exc).strip().splitlines()[0]
+            raise ConfigError(f"model.init_from: {source} does not fit the network ({first})") from None
+        return
+    _load_state(net, state, source, "model.init_from")
+
+
+def _restrict(
+    net: nn.Module, state: dict[str, torch.Tensor], only: list[str], source: str
+) -> dict[str, torch.Tensor]:
+    """The tensors of ``state`` under the ``only`` prefixes, checked against the network's own."""
+    own = net.state_dict()
+
+    def under(key: str) -> bool:
+        return any(key == p or key.startswith(p + ".") for p in only)
+
+    wanted = {k for k in own if under(k)}
+    if not wanted:
+        raise ConfigError(f"model.init_only: no parameter of the network is under {only}")
+    missing = sorted(wanted - set(state))
+    if missing:
+        raise ConfigError(f"model.init_only: {source} lacks {len(missing)} tensor(s), e.g. {missing[0]!r}")
+    return {k: state[k].to(own[k].dtype) for k in wanted}
 
 
 def prior_totals(cfg: TrainConfig) -> dict[str, float]:

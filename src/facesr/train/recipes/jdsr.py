@@ -109,7 +109,7 @@ class Recipe:
         self.weights = JDSRLossWeights.model_validate(cfg.loss)
         self.generator = self.build_generator()
         if cfg.model.init_from:
-            warm_start(self.generator, cfg.model.init_from, self.arch)
+            warm_start(self.generator, cfg.model.init_from, self.arch, cfg.model.init_only)
         self.generator.to(ctx.device)
         self.adversarial = cfg.recipe.adversarial and self.uses_sr_loss and self.weights.adversarial > 0
         self.critic: nn.Module | None = None
