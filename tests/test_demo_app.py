@@ -19,6 +19,7 @@ from facesr.demo.app import (
     model_choices,
     run_restore,
     sample_photos,
+    upscale_choices,
 )
 from facesr.errors import FacesrError
 from facesr.io import IMAGE_EXTENSIONS, read_image, write_image
@@ -108,3 +109,50 @@ def test_limits_give_one_line_reasons(tmp_path: Path) -> None:
         run_restore(None, AUTO, state, DemoLimits())
     with pytest.raises(FacesrError, match="unknown model"):
         run_restore(str(big), "no-such-model", state, DemoLimits())
+
+
+def test_upscale_is_the_clis_choice(tmp_path: Path) -> None:
+    """Issue 16 item 7: the demo takes ``--upscale`` 1, 2, 4, 8 (default the CLI's) and shows that size."""
+    from facesr.restoration.api import DEFAULT_UPSCALE, UPSCALES
+
+    assert upscale_choices() == list(UPSCALES) == [1, 2, 4, 8]
+    state = DemoState(device="cpu", out_dir=tmp_path / "out")
+    photo = tmp_path / "grey.png"
+    write_image(photo, np.full((30, 40, 3), 90, np.uint8))
+    for asked, n in ((None, DEFAULT_UPSCALE), (1, 1), ("4", 4), (8, 8), (2.0, 2)):
+        before, after, _g, out, status, _t = run_restore(str(photo), "bicubic-x4", state, DemoLimits(), asked)
+        assert before.shape == (30, 40, 3) and after.shape == (30 * n, 40 * n, 3), asked
+        assert read_image(out).shape == after.shape
+        assert (f"-> {40 * n}x{30 * n} px (x{n})" in status) == (n > 1), status
+    # the output pixel limit lowers the upscale with a note, as `facesr restore` does
+    _b, after, _g, _o, status, _t = run_restore(str(photo), AUTO, state, DemoLimits(max_pixels=20_000), 8)
+    assert after.shape == (120, 160, 3) and "upscale lowered from 8 to 4" in status
+    for bad in (3, "16", "x", 2.5, -1):
+        with pytest.raises(FacesrError, match=r"^unknown upscale .*; choose one of 1, 2, 4, 8$"):
+            run_restore(str(photo), AUTO, state, DemoLimits(), bad)
+
+
+def test_page_offers_the_upscale_dropdown() -> None:
+    """The page has an upscale dropdown (1/2/4/8, the CLI default selected) wired into Restore."""
+    pytest.importorskip("gradio")
+    from facesr.demo.app import build_app
+    from facesr.restoration.api import DEFAULT_UPSCALE
+
+    app = build_app(device="cpu")
+    try:
+        comps = {c.get("props", {}).get("elem_id"): c for c in app.config["components"]}
+        drop = comps["upscale"]["props"]
+        assert [c[1] for c in drop["choices"]] == [1, 2, 4, 8] and drop["value"] == DEFAULT_UPSCALE
+        assert f"{DEFAULT_UPSCALE}x (default)" in [c[0] for c in drop["choices"]]
+        dep = next(d for d in app.config["dependencies"] if d.get("api_name") == "restore")
+        ids = {c["id"]: c.get("props", {}).get("elem_id") for c in app.config["components"]}
+        assert [ids[i] for i in dep["inputs"]] == ["upload", "model", "upscale"]
+        four = build_app(device="cpu", default_upscale=4)  # the start value of `facesr demo --upscale 4`
+        assert [
+            c["props"]["value"] for c in four.config["components"] if c["props"].get("elem_id") == "upscale"
+        ] == [4]
+        four.close()
+        with pytest.raises(FacesrError, match="unknown upscale"):
+            build_app(device="cpu", default_upscale=3)
+    finally:
+        app.close()

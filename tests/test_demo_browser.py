@@ -5,7 +5,7 @@ page's file input, presses Restore, waits for the result, checks that the output
 decodes, is the input enlarged by the restore's ``upscale`` and differs from it, that the per-face
 table is filled, and saves a screenshot (to a temporary folder; ``FACESR_UPDATE_SCREENSHOT=1``
 writes ``docs/img/demo.png``, so that a test run leaves tracked files alone). A second test clicks a
-bundled example photo instead of uploading. The server must not advise ``share=True``.
+bundled example photo instead of uploading and picks 4x in the upscale dropdown. The server must not advise ``share=True``.
 
 Needs: ``pip install 'facesr[demo]' playwright`` and ``apt-get install -y chromium``
 (Playwright never downloads its own browser here; ``/usr/bin/chromium`` is used). Skips with the
@@ -187,8 +187,11 @@ def test_upload_restore_download(demo_server: str, request: pytest.FixtureReques
 
 
 def test_clicking_an_example_photo_restores_it(demo_server: str) -> None:
-    """The bundled samples are listed as examples; one click fills the upload, Restore restores it."""
+    """The bundled samples are listed as examples; one click fills the upload, Restore restores it,
+    at the upscale picked in the page's dropdown (4x here; the page starts at the CLI's default)."""
     from playwright.sync_api import sync_playwright
+
+    from facesr.restoration.api import DEFAULT_UPSCALE
 
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
@@ -198,9 +201,19 @@ def test_clicking_an_example_photo_restores_it(demo_server: str) -> None:
             examples = page.locator("#examples")
             examples.get_by_text("rwmfd_0002_0078").first.click()
             page.locator('#upload [aria-label="rwmfd_0002_0078.jpg"]').wait_for(timeout=60_000)
+            upscale = page.locator("#upscale input")
+            assert upscale.input_value() == f"{DEFAULT_UPSCALE}x (default)"
+            upscale.click()
+            page.get_by_role("option", name="4x", exact=True).click()
+            assert upscale.input_value() == "4x"
             page.locator("#run").click()
             page.locator("#status").get_by_text("rwmfd_0002_0078.jpg").wait_for(timeout=240_000)
-            assert "face(s) found" in page.locator("#status").inner_text()
+            status = page.locator("#status").inner_text()
+            assert "face(s) found" in status and "(x4)" in status, status
+            before = _image_at(page, page.locator("#before img").first.get_attribute("src") or "")
+            after = _image_at(page, page.locator("#after img").first.get_attribute("src") or "")
+            assert after.shape == (4 * before.shape[0], 4 * before.shape[1], 3)
+            assert "restored" in page.locator("#report").inner_text()  # the per-face table is filled
         finally:
             browser.close()
 

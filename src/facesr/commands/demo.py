@@ -49,6 +49,12 @@ def _parse_size(text: str) -> int:
     help="Public share links are not offered: they need a tunnel binary downloaded at run time.",
 )
 @click.option("--model", "default_model", default=None, help="Model selected at start (default: automatic).")
+@click.option(
+    "--upscale",
+    type=click.Choice(["1", "2", "4", "8"]),
+    default=None,
+    help="Upscale selected at start (default 2, as facesr restore); the page offers 1, 2, 4 and 8.",
+)
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda", "mps"]), default="cpu", show_default=True)
 @click.option(
     "--max-upload",
@@ -83,13 +89,14 @@ def demo_cmd(
     port: int,
     share: str,
     default_model: str | None,
+    upscale: str | None,
     device: str,
     max_upload: int,
     max_megapixels: float,
     concurrency: int,
     queue_size: int,
 ) -> None:
-    """Serve a local web page: upload a photo, pick a model, see before/after and download the result."""
+    """Serve a local web page: upload a photo, pick a model and upscale, see before/after and download the result."""
     from importlib.util import find_spec
 
     from facesr.errors import FacesrError
@@ -104,7 +111,14 @@ def demo_cmd(
         concurrency=concurrency,
         queue_size=queue_size,
     )
-    launch(host=host, port=port, device=device, limits=limits, default_model=default_model or AUTO)
+    launch(
+        host=host,
+        port=port,
+        device=device,
+        limits=limits,
+        default_model=default_model or AUTO,
+        default_upscale=int(upscale) if upscale else None,
+    )
 
 
 def register(group: click.Group) -> None:

@@ -24,6 +24,9 @@ Why it is built this way:
   with a note otherwise), so one request's memory is bounded by the demo's own pixel limit.
 * **One list of accepted files**: the upload takes exactly :data:`facesr.io.IMAGE_EXTENSIONS`,
   the list ``facesr restore`` takes, and the page names them from that list.
+* **The same choices as ``facesr restore``**: the model and ``--upscale`` (1, 2, 4, 8; the default
+  is the CLI's, :data:`facesr.restoration.api.DEFAULT_UPSCALE`), both checked again on the server
+  because the ``/restore`` endpoint can be called without the page.
 * **What the restore result exposes is shown**: the photo at its output size (``upscale`` times
   the input), a per-face table (status, model, mask, reason: :func:`face_report`) and the face
   crops; the bundled sample photos are offered as examples to click.
@@ -212,12 +215,48 @@ def face_report(faces: Sequence[Any]) -> list[list[Any]]:
     return rows
 
 
+def upscale_choices() -> list[int]:
+    """Dropdown entries for the upscale: exactly the values ``facesr restore --upscale`` takes."""
+    from facesr.restoration.api import UPSCALES
+
+    return list(UPSCALES)
+
+
+def upscale_label(n: int) -> str:
+    """``2x (default)`` for the CLI's default, else ``4x``."""
+    from facesr.restoration.api import DEFAULT_UPSCALE
+
+    return f"{n}x" + (" (default)" if n == DEFAULT_UPSCALE else "")
+
+
+def _upscale_value(upscale: Any) -> int:
+    """The upscale the page (an int) or an API caller (int or its text) asked for; else FacesrError."""
+    from facesr.restoration.api import DEFAULT_UPSCALE
+
+    if upscale is None or upscale == "":
+        return DEFAULT_UPSCALE
+    text = str(upscale).strip().lower().removeprefix("x").removesuffix("x")
+    if isinstance(upscale, float) and upscale.is_integer():
+        text = str(int(upscale))
+    n = int(text) if text.isdigit() else 0
+    if n not in upscale_choices():
+        raise FacesrError(
+            f"unknown upscale {upscale!r}; choose one of {', '.join(map(str, upscale_choices()))}"
+        )
+    return n
+
+
 def run_restore(
-    path: str | None, model_name: str, state: DemoState, limits: DemoLimits
+    path: str | None,
+    model_name: str,
+    state: DemoState,
+    limits: DemoLimits,
+    upscale: Any = None,
 ) -> tuple[np.ndarray, np.ndarray, list[tuple[np.ndarray, str]], str, str, list[list[Any]]]:
     """Restore one uploaded photo; raise FacesrError with a one-line reason for bad input.
 
-    Returns (before, after, face gallery, path of the result PNG, status line, per-face table).
+    ``upscale``: 1, 2, 4 or 8 (None: the CLI's default). Returns (before, after, face gallery,
+    path of the result PNG, status line, per-face table).
     """
     from facesr.io import IMAGE_EXTENSIONS, read_image, write_image
     from facesr.restoration.api import restore
@@ -227,6 +266,7 @@ def run_restore(
     # Only listed models: the API endpoint must not become a way to load arbitrary files on the server.
     if model_name not in model_choices():
         raise FacesrError(f"unknown model {model_name!r}; choose one from the list")
+    factor = _upscale_value(upscale)
     try:
         size = os.path.getsize(path)
     except OSError:
@@ -252,6 +292,7 @@ def run_restore(
         image,
         model=None if model_name == AUTO else model_name,
         device=state.device,
+        upscale=factor,
         max_pixels=limits.max_pixels,
         max_output_pixels=limits.max_pixels,
     )
@@ -321,7 +362,13 @@ def page_files(
     return str(before_path), out, crops, out, status, table
 
 
-def build_app(*, device: str = "cpu", limits: DemoLimits | None = None, default_model: str = AUTO) -> Any:
+def build_app(
+    *,
+    device: str = "cpu",
+    limits: DemoLimits | None = None,
+    default_model: str = AUTO,
+    default_upscale: int | None = None,
+) -> Any:
     """Build (but do not launch) the Blocks app. Imports gradio."""
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     import gradio as gr
@@ -331,10 +378,11 @@ def build_app(*, device: str = "cpu", limits: DemoLimits | None = None, default_
     choices = model_choices()
     if default_model not in choices:
         raise FacesrError(f"unknown model {default_model!r}; choose one of: {', '.join(choices)}")
+    start_upscale = _upscale_value(default_upscale)
 
-    def handler(path: str | None, model_name: str) -> tuple[Any, ...]:
+    def handler(path: str | None, model_name: str, upscale: Any = None) -> tuple[Any, ...]:
         try:
-            return page_files(run_restore(path, model_name, state, limits))
+            return page_files(run_restore(path, model_name, state, limits, upscale))
         except FacesrError as exc:
             raise gr.Error(str(exc), print_exception=False) from None
         finally:
@@ -348,7 +396,7 @@ def build_app(*, device: str = "cpu", limits: DemoLimits | None = None, default_
             "# facesr: restore small faces\n"
             f"Upload a photo ({', '.join(IMAGE_EXTENSIONS)}; up to {mb:.0f} MB and "
             f"{limits.max_pixels / 1e6:.0f} megapixels) or click an example, then press Restore. Every "
-            "face found is restored and pasted back into the enlarged photo. Processing happens on this "
+            "face found is restored and pasted back into the photo, enlarged by the chosen upscale. Processing happens on this "
             "machine; nothing is sent anywhere else."
         )
         with gr.Row():
@@ -367,6 +415,12 @@ def build_app(*, device: str = "cpu", limits: DemoLimits | None = None, default_
                     )
             with gr.Column():
                 model = gr.Dropdown(choices=choices, value=default_model, label="Model", elem_id="model")
+                upscale = gr.Dropdown(
+                    choices=[(upscale_label(n), n) for n in upscale_choices()],
+                    value=start_upscale,
+                    label="Upscale: the result is N times larger (as facesr restore --upscale)",
+                    elem_id="upscale",
+                )
                 run = gr.Button("Restore", variant="primary", elem_id="run")
                 status = gr.Markdown(elem_id="status")
         with gr.Row(equal_height=True):
@@ -393,7 +447,7 @@ def build_app(*, device: str = "cpu", limits: DemoLimits | None = None, default_
         download = gr.File(label="Download the result", interactive=False, elem_id="download")
         run.click(
             handler,
-            inputs=[upload, model],
+            inputs=[upload, model, upscale],
             outputs=[before, after, faces, download, status, report],
             api_name="restore",
             concurrency_limit=limits.concurrency,
@@ -410,6 +464,7 @@ def launch(
     device: str = "cpu",
     limits: DemoLimits | None = None,
     default_model: str = AUTO,
+    default_upscale: int | None = None,
     quiet: bool = False,
 ) -> None:
     """Build and serve the demo until interrupted (no public share link, ever).
@@ -426,7 +481,9 @@ def launch(
     limits = limits or DemoLimits()
     uploads = Path(tempfile.mkdtemp(prefix="facesr-demo-uploads-"))
     os.environ["GRADIO_TEMP_DIR"] = str(uploads)
-    app = build_app(device=device, limits=limits, default_model=default_model)
+    app = build_app(
+        device=device, limits=limits, default_model=default_model, default_upscale=default_upscale
+    )
     folders = (uploads, app.facesr_state.out_dir)
     previous = None
     if threading.current_thread() is threading.main_thread():
