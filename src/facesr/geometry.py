@@ -11,6 +11,14 @@ import numpy as np
 
 HR_SIZE = 128
 
+#: The CR family's native frame (papers.md 2, the Bulat et al. protocol): genuine LR faces of 16 px,
+#: learned x4 to 64 px, the 128 template at half size. ``facesr.nets.cr``, its recipe, the genuine-LR
+#: sets and their benchmark read these.
+CR_LR_SIZE = 16
+CR_NATIVE_SIZE = 64
+CR_SCALE = CR_NATIVE_SIZE // CR_LR_SIZE  # G_S's learned factor (x4)
+
+
 #: 5-point template at 128x128 (x, y): left eye centre, right eye centre, nose tip,
 #: left mouth corner, right mouth corner ("left" = image left).
 #:
@@ -44,6 +52,16 @@ MOUTH_RIGHT_68 = 54
 def template(size: int = HR_SIZE) -> np.ndarray:
     """The 5-point template scaled to a ``size x size`` frame (pixel-centre convention)."""
     return (TEMPLATE_128 + 0.5) * (size / HR_SIZE) - 0.5
+
+
+def input_size(scale: int, output: int = HR_SIZE) -> int:
+    """The side of the face a ``scale``-times network takes to give ``output`` px (128 / scale).
+
+    The one place a size is derived from a scale: networks built for a scale state their input
+    with it, and :func:`facesr.zoo.model_sizes` falls back to it for weights files written before
+    ``facesr.lr_size`` existed. Everything else reads a model's own ``lr_size`` / ``hr_size``.
+    """
+    return int(output) // int(scale)
 
 
 def five_from_68(lm68: np.ndarray) -> np.ndarray:

@@ -42,7 +42,7 @@ from torch import nn
 
 from facesr.checksums import sha256_file
 from facesr.errors import ModelError
-from facesr.geometry import HR_SIZE
+from facesr.geometry import HR_SIZE, input_size
 from facesr.nets.registry import arch_names, get_builder
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
@@ -116,7 +116,7 @@ class Restorer(nn.Module):
         self.output_key = output_key
         self.meta = dict(meta or {})
         self.hr_size = int(hr_size or HR_SIZE)
-        self.lr_size = int(lr_size or self.hr_size // self.scale)
+        self.lr_size = int(lr_size or input_size(self.scale, self.hr_size))
 
     def forward(self, lr: torch.Tensor) -> torch.Tensor:
         out = self.net(lr)
@@ -176,7 +176,7 @@ class ZooEntry:
         try:
             lr, hr = model_sizes(meta, self.scale, self.path)
         except ModelError:  # likewise
-            lr, hr = HR_SIZE // self.scale, HR_SIZE
+            lr, hr = input_size(self.scale), HR_SIZE
         return self.declared_lr_size or lr, self.declared_hr_size or hr
 
     @property
@@ -311,7 +311,7 @@ def model_sizes(meta: Mapping[str, str], scale: int | None, path: Path | str = "
     lr = side("facesr.lr_size")
     if lr is None:
         native, learned = side("facesr.hr_native"), side("facesr.learned_scale")
-        lr = native // learned if native and learned and native % learned == 0 else hr // scale
+        lr = native // learned if native and learned and native % learned == 0 else input_size(scale, hr)
     if lr * scale != hr:
         raise ModelError(
             f"{where}: input {lr} px x scale {scale} is not the output {hr} px "
@@ -403,7 +403,7 @@ def save_weights(
     meta.update(extra or {})
     hr = int(hr_size or HR_SIZE)
     meta["facesr.hr_size"] = str(hr)
-    meta["facesr.lr_size"] = str(int(lr_size or hr // int(scale)))
+    meta["facesr.lr_size"] = str(int(lr_size or input_size(scale, hr)))
     model_sizes(meta, int(scale), path)  # refuse sizes that disagree with the scale before writing
     with atomic_path(path) as tmp:
         save_file(state, str(tmp), metadata=meta)

@@ -15,8 +15,12 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
+
+if TYPE_CHECKING:
+    from facesr.zoo import ZooEntry
 
 
 def _expand_inputs(inputs: tuple[str, ...]) -> list[tuple[Path, Path]]:
@@ -320,18 +324,14 @@ def _format_scores(benchmark: str, metrics: object) -> str:
     return f"{benchmark} " + " / ".join(parts)
 
 
-def _model_sizes(entry: object) -> str:
+def _model_sizes(entry: ZooEntry) -> str:
     """``16->128``, or ``16->64->128`` when the network's own output is smaller than the 128 frame.
 
-    Read from the model itself: its ``lr_size`` / ``hr_size`` when the zoo entry has them, else the
-    128 px frame over its scale, and ``facesr.hr_native`` from the weights file's header (cr-x4: a x4
-    net, 16 -> 64, framed at 128 by bicubic x2). Reading the header loads no tensors.
+    Read from the model itself: its ``lr_size`` / ``hr_size`` (:attr:`facesr.zoo.ZooEntry.sizes`), and
+    ``facesr.hr_native`` from the weights file's header (cr-x4: a x4 net, 16 -> 64, framed at 128 by
+    bicubic x2). Reading the header loads no tensors.
     """
-    from facesr.zoo import HR_SIZE
-
-    scale = int(getattr(entry, "scale", 0) or 1)
-    hr = int(getattr(entry, "hr_size", 0) or HR_SIZE)
-    lr = int(getattr(entry, "lr_size", 0) or hr // scale)
+    lr, hr = entry.sizes
     native = int(getattr(entry, "hr_native", 0) or 0)
     path = getattr(entry, "path", None) if getattr(entry, "file", "") else None
     if not native and path is not None and path.is_file():

@@ -40,10 +40,10 @@ from typing import Any
 import numpy as np
 
 from facesr.errors import DataError
-from facesr.geometry import similarity_transform, template
+from facesr.geometry import CR_LR_SIZE, similarity_transform, template
 
 SOURCES = ("rwmfd", "web_unmasked")
-LR = 16
+LR = CR_LR_SIZE  # the genuine faces' side: CR's input
 #: Histogram bin edges (native box side, px) for the report.
 HIST_EDGES = (0, 8, 12, 16, 20, 24, 32, 48, 64, 96, 128, 100000)
 

@@ -46,14 +46,14 @@ import torch.nn.functional as F
 from facesr.errors import DataError
 from facesr.eval.names import CR_BENCHMARKS
 from facesr.eval.results import OUTPUTS, document, write_result
-from facesr.geometry import HR_SIZE
+from facesr.geometry import CR_LR_SIZE, CR_NATIVE_SIZE, CR_SCALE, HR_SIZE
 from facesr.pixels import quantise, round8
 from facesr.pixels import to_tensor as to01
 
-HR = 64  # CR's HR frame (the 128 template at half size)
-LR = 16
+HR = CR_NATIVE_SIZE  # CR's HR frame (the 128 template at half size)
+LR = CR_LR_SIZE
 EMBED = HR_SIZE  # the identity network takes template-aligned 128x128 faces
-SCALE_LEARNED = 4
+SCALE_LEARNED = CR_SCALE
 DEFINITIONS = {
     "frd": (
         "Frechet distance between Gaussians fitted to the dlib face-recognition ResNet (face-api.js "

@@ -30,7 +30,7 @@ from facesr.errors import DataError, FacesrError
 from facesr.eval.names import FROZEN_BENCHMARKS
 from facesr.eval.results import OUTPUTS, document
 from facesr.eval.tables import row_key
-from facesr.geometry import HR_SIZE
+from facesr.geometry import HR_SIZE, input_size
 from facesr.pixels import quantise, to_tensor
 
 #: The frozen benchmarks this runner scores: name -> (frozen set folder name, scale) (facesr.eval.names).
@@ -63,7 +63,7 @@ class EvalSet:
             raise DataError(
                 f"{self.name}: HR must be uint8 [N,128,128,3], got {self.hr.dtype} {self.hr.shape}"
             )
-        lr_side = HR_SIZE // self.scale
+        lr_side = input_size(self.scale)  # the benchmark's input frame
         for what, arr in (("lr", self.lr), ("lr_clean", self.lr_clean)):
             if arr is not None and (arr.shape != (n, lr_side, lr_side, 3) or arr.dtype != np.uint8):
                 raise DataError(
@@ -333,7 +333,7 @@ def protocol(evalset: EvalSet, input_kind: str, definitions: dict[str, str], n: 
         "n_faces": n,
         "n_faces_in_benchmark": len(evalset.ids),
         "complete": n == len(evalset.ids),
-        "lr_size": HR_SIZE // evalset.scale,
+        "lr_size": input_size(evalset.scale),
         "hr_size": HR_SIZE,
         "input": ("masked LR (lr/)" if input_kind == "masked" else "unmasked LR (lr_clean/)"),
         "target": "clean HR (hr/)",

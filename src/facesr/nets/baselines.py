@@ -18,7 +18,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from facesr.nets.jdsr import HR_SIZE, JDSRGenerator, SRModule, resolve_size
+from facesr.geometry import input_size
+from facesr.nets.jdsr import JDSRGenerator, SRModule, resolve_size
 from facesr.nets.registry import register_arch
 
 
@@ -31,7 +32,7 @@ class SROnly(nn.Module):
             raise ValueError(f"scale must be 4 or 8, got {scale}")
         self.settings = resolve_size(size, overrides)
         self.scale = scale
-        self.lr_size = HR_SIZE // scale
+        self.lr_size = input_size(scale)
         self.sr_module = SRModule(self.settings)
 
     def forward(self, lr: torch.Tensor) -> dict[str, torch.Tensor]:

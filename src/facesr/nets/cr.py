@@ -32,11 +32,9 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
+from facesr.geometry import CR_LR_SIZE
+from facesr.geometry import CR_SCALE as SCALE
 from facesr.nets.registry import register_arch
-
-LR_SIZE = 16
-HR_SIZE = 64
-SCALE = 4
 
 
 class ResBlock(nn.Module):
@@ -145,7 +143,7 @@ class PatchDiscriminator(nn.Module):
     SRGAN-like D_HR (two more stride-2 stages).
     """
 
-    def __init__(self, size: int = LR_SIZE, width: int = 64) -> None:
+    def __init__(self, size: int = CR_LR_SIZE, width: int = 64) -> None:
         super().__init__()
         extra = {16: 0, 32: 1, 64: 2, 128: 3}.get(int(size))
         if extra is None:

@@ -27,7 +27,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from facesr.errors import ModelError
-from facesr.nets.jdsr import HR_SIZE, Denoiser, JDSRSize, resolve_size
+from facesr.geometry import input_size
+from facesr.nets.jdsr import Denoiser, JDSRSize, resolve_size
 from facesr.nets.registry import register_arch
 from facesr.nets.rlfn import (
     PIXEL_RANGE,
@@ -104,7 +105,7 @@ class JDSRFast(nn.Module):
         if scale not in SCALES:
             raise ValueError(f"jdsr_fast scale must be one of {SCALES}, got {scale}")
         self.scale = scale
-        self.lr_size = HR_SIZE // scale
+        self.lr_size = input_size(scale)
         self.settings = denoiser or FAST_DENOISER
         self.denoiser = Denoiser(self.settings, self.lr_size)
         nn.init.zeros_(self.denoiser.unet.out.weight)  # identity at start: the model is the pretrained SR
@@ -128,7 +129,7 @@ class SROnlyFast(nn.Module):
         if scale not in SCALES:
             raise ValueError(f"scale must be one of {SCALES}, got {scale}")
         self.scale = scale
-        self.lr_size = HR_SIZE // scale
+        self.lr_size = input_size(scale)
         self.sr_module = FastSRModule(scale, blocks=sr_blocks)
 
     def forward(self, lr: torch.Tensor) -> dict[str, torch.Tensor]:

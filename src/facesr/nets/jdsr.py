@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from facesr.geometry import HR_SIZE
+from facesr.geometry import HR_SIZE, input_size
 from facesr.nets.blocks import CAB, Hourglass, conv3x3, rcab_stack
 from facesr.nets.registry import register_arch
 
@@ -303,7 +303,7 @@ class JDSRGenerator(nn.Module):
         self.settings = resolve_size(size, overrides)
         self.size_name = size if isinstance(size, str) else "custom"
         self.scale = scale
-        self.lr_size = HR_SIZE // scale
+        self.lr_size = input_size(scale)
         self.denoiser = Denoiser(self.settings)
         self.sr_module = SRModule(self.settings)
 

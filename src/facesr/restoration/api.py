@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from facesr.errors import FacesrError, ModelError
-from facesr.geometry import HR_SIZE, template
+from facesr.geometry import template
 from facesr.io import MAX_PIXELS, as_rgb_array
 from facesr.restoration import mask as maskmod
 from facesr.restoration.background import BICUBIC, BackgroundUpsampler, network_factor, resize
@@ -204,11 +204,14 @@ def _bicubic(scale: int) -> torch.nn.Module:
 
 
 def _input_size(name: str, scale: int) -> int:
-    """A zoo model's input side as its entry states it (``ZooEntry.lr_size``), else 128 / scale."""
-    from facesr.zoo import _read_zoo
+    """A zoo model's input side as the model states it (``ZooEntry.lr_size``); a name the zoo does not
+    list (it falls back to bicubic) takes what ``bicubic-x{scale}`` takes."""
+    from facesr.zoo import get_entry
 
-    entry = _read_zoo().get(name)
-    return int(getattr(entry, "lr_size", 0) or HR_SIZE // scale)
+    entry = get_entry(name) or get_entry(f"bicubic-x{scale}")
+    if entry is None:
+        raise ModelError(f"no model {name!r} and no bicubic-x{scale} baseline")
+    return int(entry.lr_size)
 
 
 class ModelPicker:
@@ -237,7 +240,7 @@ class ModelPicker:
                 out[size] = (name, scale)
             return out
         if self.model == "bicubic":
-            return {HR_SIZE // s: (f"bicubic-x{s}", s) for s in sorted(DEFAULT_MODELS)}
+            return {_input_size(f"bicubic-x{s}", s): (f"bicubic-x{s}", s) for s in sorted(DEFAULT_MODELS)}
         net = self.get(self.model, None)
         return {int(net.lr_size): (self.model, None)}
 
@@ -704,6 +707,7 @@ def _restore_aligned(
     )
     t = time.perf_counter()
     sr, fell_back = run_model(net, lr, precision, batch_size)
+    sr = colour_match(sr, lr)  # the crop's own colours, as for faces in a photo (issue 16 item 4)
     if gray:
         sr = _gray_tensor(sr)
     timings["restore"] = time.perf_counter() - t
@@ -724,7 +728,7 @@ def _restore_aligned(
         faces=[fr],
         timings=timings,
         warnings=warns,
-        upscale=n or HR_SIZE // size,
+        upscale=n or int(net.hr_size) // size,
         background=bg.name,
         notes=notes,
     )

@@ -23,7 +23,6 @@ import torch
 from torch import nn
 
 from facesr.errors import FacesrError
-from facesr.geometry import HR_SIZE
 
 ENGINES = ("auto", "torch", "ort")
 
@@ -89,9 +88,8 @@ class OrtRestorer(nn.Module):
 
         self.name = getattr(restorer, "name", "model")
         self.scale = int(restorer.scale)
-        # the wrapped model's own sizes (facesr.zoo.Restorer); a bare network: the 128 px frame's
-        self.lr_size = int(getattr(restorer, "lr_size", 0) or HR_SIZE // self.scale)
-        self.hr_size = int(getattr(restorer, "hr_size", 0) or self.lr_size * self.scale)
+        self.lr_size = int(restorer.lr_size)  # the wrapped model's own sizes (facesr.zoo.Restorer)
+        self.hr_size = int(restorer.hr_size)
         self.meta = dict(getattr(restorer, "meta", {}) or {})
         if cache_dir is None:
             from facesr.paths import cache_dir as user_cache

@@ -33,7 +33,7 @@ from typing import Any
 import torch
 
 from facesr.errors import FacesrError
-from facesr.geometry import HR_SIZE
+from facesr.geometry import HR_SIZE, input_size
 from facesr.speed.models import DEFAULT_SPECS, LITE_SPEC, build, count_flops, median_time
 
 
@@ -161,7 +161,7 @@ def render(rows: list[dict[str, Any]], env: dict[str, Any]) -> str:
         bic = next((r for r in group if r["model"].startswith("bicubic")), None)
         lite = next((r for r in group if r["model"] == LITE_SPEC), None)
         lines += [
-            f"## x{scale} ({HR_SIZE // scale}x{HR_SIZE // scale} -> {HR_SIZE}x{HR_SIZE})",
+            f"## x{scale} ({input_size(scale)}x{input_size(scale)} -> {HR_SIZE}x{HR_SIZE})",
             "",
             "| model | params | GFLOPs/face | CPU latency b1 ms | x bicubic | x lite | "
             f"CPU faces/s (batch {group[0]['cpu_batch']}) | peak RSS MB | forward + MB |",

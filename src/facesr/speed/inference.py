@@ -33,7 +33,6 @@ import numpy as np
 import torch
 
 from facesr.errors import FacesrError
-from facesr.geometry import HR_SIZE
 from facesr.pixels import round8, to_tensor
 from facesr.speed.models import median_time
 
@@ -111,7 +110,7 @@ class Runner:
             raise FacesrError("the cuda_graph lever needs a CUDA device")
         if (lever.ort or lever.ort_int8) and device.type != "cpu":
             raise FacesrError("the ONNX Runtime levers run on the CPU only")
-        lr_size = int(getattr(restorer, "lr_size", 0) or HR_SIZE // int(restorer.scale))
+        lr_size = int(restorer.lr_size)  # the model's own input size (facesr.zoo.Restorer)
         self.lr_size = lr_size
         t0 = time.perf_counter()
         if lever.ort or lever.ort_int8:

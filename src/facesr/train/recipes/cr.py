@@ -43,13 +43,13 @@ from torch import nn
 
 from facesr.config import Strict
 from facesr.errors import ConfigError, DataError
+from facesr.geometry import CR_LR_SIZE as LR_SIZE
+from facesr.geometry import CR_NATIVE_SIZE as HR_NATIVE
+from facesr.geometry import CR_SCALE as SCALE
 from facesr.losses import cr as L
 from facesr.nets.cr import Consistifier, CRModel, CycleSR, Downsampler, PatchDiscriminator, make_gs
 from facesr.train.recipes import register_recipe
 
-SCALE = 4
-HR_NATIVE = 64
-LR_SIZE = HR_NATIVE // SCALE  # the 16 px input of every CR model
 PREVIEW = 128
 
 
@@ -255,8 +255,8 @@ def cr_batcher(cfg: Any, device: torch.device, seed: int) -> tuple[CRBatcher, di
     if crs.synthetic:
         g = torch.Generator().manual_seed(seed)
         n = crs.synthetic_size
-        hr = (torch.rand(n, 64, 64, 3, generator=g) * 255).to(torch.uint8).numpy()
-        gen = (torch.rand(n, 16, 16, 3, generator=g) * 255).to(torch.uint8).numpy()
+        hr = (torch.rand(n, HR_NATIVE, HR_NATIVE, 3, generator=g) * 255).to(torch.uint8).numpy()
+        gen = (torch.rand(n, LR_SIZE, LR_SIZE, 3, generator=g) * 255).to(torch.uint8).numpy()
         batcher = CRBatcher(hr, gen if gen_needed else None, cfg.data.batch_size, device, seed, crs.flip)
         return batcher, batcher.preview_batch(), f"synthetic random faces ({n} per domain; tests only)"
     prep = _prepared_path(cfg.data.prepared)
@@ -564,7 +564,7 @@ class StageB(CRRecipe):
         self.gc = Consistifier(n.gc_width, n.gc_blocks)
         self.generator = CRModel(self.gc, self.gs, PREVIEW)
         self.nets["G"] = self.generator
-        d = [("d_lr", PatchDiscriminator(16, n.d_width))]
+        d = [("d_lr", PatchDiscriminator(LR_SIZE, n.d_width))]
         if n.use_d_hr:
             d.append(("d_hr", PatchDiscriminator(HR_NATIVE, n.d_width)))
         self.discriminators(*d)
@@ -654,7 +654,8 @@ class Cycle(CRRecipe):
         self.generator = self.up
         self.nets["G"] = nn.ModuleDict({"up": self.up, "down": self.down})
         self.discriminators(
-            ("d_hr", PatchDiscriminator(HR_NATIVE, n.d_width)), ("d_lr", PatchDiscriminator(16, n.d_width))
+            ("d_hr", PatchDiscriminator(HR_NATIVE, n.d_width)),
+            ("d_lr", PatchDiscriminator(LR_SIZE, n.d_width)),
         )
 
     def init_from_previous(self) -> None:
