@@ -9,8 +9,9 @@ import pytest
 import torch
 from PIL import Image
 
-from facesr.data.degrade import downsample, resize, resize_matrix, to_uint8
+from facesr.data.degrade import downsample, resize, resize_matrix
 from facesr.io import read_image
+from facesr.pixels import quantise_half_up
 
 FIX = Path(__file__).parent / "fixtures" / "data"
 
@@ -34,7 +35,7 @@ def test_downsample_matches_pillow_bicubic(scale: int) -> None:
         ref = np.asarray(Image.fromarray(face).resize((128 // scale,) * 2, Image.Resampling.BICUBIC))
         got = y[0].permute(1, 2, 0).numpy() * 255
         assert np.abs(got - ref).max() <= 1.0
-        assert np.abs(to_uint8(y)[0].permute(1, 2, 0).numpy().astype(int) - ref).max() <= 1
+        assert np.abs(quantise_half_up(y)[0].permute(1, 2, 0).numpy().astype(int) - ref).max() <= 1
 
 
 def test_float_path_matches_pillow_mode_f() -> None:

@@ -4,6 +4,11 @@ Why one module: a face is scored "as if saved to PNG" (rounded to 8 bits) by eve
 speed check; if each wrote its own ``clamp / * 255 / round`` the rounding could drift apart (round half
 to even here, ``floor(x + 0.5)`` elsewhere) and two numbers of the same model would disagree. Only torch
 and numpy are imported.
+
+Two roundings, each written once: :func:`quantise` / :func:`round8` (half to even, as ``torch.round``)
+for scores and restored faces, and :func:`quantise_half_up` (``floor(255 x + 0.5)``) for the data
+pipeline and the preview grids: the frozen benchmark PNGs were made with it, so it stays. They differ
+only where ``255 x`` is exactly halfway between two levels.
 """
 
 from __future__ import annotations
@@ -30,6 +35,15 @@ def quantise(img01: torch.Tensor) -> np.ndarray:
         .cpu()
         .numpy()
     )
+
+
+def quantise_half_up(img01: torch.Tensor) -> torch.Tensor:
+    """float in [0, 1] -> uint8 tensor of the same shape, ``floor(255 x + 0.5)`` (round half up).
+
+    The data pipeline's rounding (frozen benchmark PNGs, the degradation pipeline's 8-bit faces) and the
+    preview grids'; scores use :func:`quantise`.
+    """
+    return (img01.clamp(0, 1) * 255.0 + 0.5).floor().to(torch.uint8)
 
 
 def round8(img01: torch.Tensor) -> torch.Tensor:

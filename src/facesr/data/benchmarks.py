@@ -39,6 +39,7 @@ import torch
 
 from facesr.errors import DataError
 from facesr.io import atomic_write_text, encode_image
+from facesr.pixels import quantise_half_up
 
 NAMES = ("utk-mask-x4", "utk-mask-x8", "celeba10k")
 SEED = 20260
@@ -78,7 +79,7 @@ class Benchmark:
 
 def _to_u8(x: torch.Tensor) -> np.ndarray:
     """[N,C,H,W] float in [0,1] -> [N,H,W,C] uint8 (round half up)."""
-    return (x.clamp(0, 1) * 255.0 + 0.5).floor().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    return quantise_half_up(x).permute(0, 2, 3, 1).numpy()
 
 
 def _identities(data: Path) -> dict[str, int]:

@@ -83,8 +83,3 @@ def downsample(x: torch.Tensor, scale: int) -> torch.Tensor:
     if h % scale or w % scale:
         raise ValueError(f"image size {h}x{w} is not divisible by scale {scale}")
     return resize(x, (h // scale, w // scale), uint8_intermediate=True).clamp_(0.0, 1.0)
-
-
-def to_uint8(x: torch.Tensor) -> torch.Tensor:
-    """[0, 1] float -> uint8 with round-half-up, as used for frozen benchmark PNGs."""
-    return (x.clamp(0, 1) * 255.0 + 0.5).floor().to(torch.uint8)

@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from facesr.io import write_image
+from facesr.pixels import quantise_half_up
 
 COLUMNS = ("HR", "masked HR", "masked LR", "clean LR", "mask", "heatmaps", "parsing")
 #: One colour per parsing class (background, skin, brows, eyes, nose, lips, mouth, hair-or-other).
@@ -58,7 +59,7 @@ def contact_sheet(batch: dict[str, torch.Tensor]) -> np.ndarray:
         parse_rgb,
     ]
     grid = torch.cat([torch.cat(list(c), 1) for c in cols], 2)  # rows stacked vertically per column
-    return (grid.permute(1, 2, 0).clamp(0, 1) * 255 + 0.5).to(torch.uint8).cpu().numpy()
+    return quantise_half_up(grid.permute(1, 2, 0)).cpu().numpy()
 
 
 def write_preview(

@@ -33,7 +33,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from facesr.data.degrade import downsample, to_uint8
+from facesr.data.degrade import downsample
+from facesr.pixels import quantise_half_up
 
 
 @dataclass(frozen=True)
@@ -80,7 +81,7 @@ def blur(x: torch.Tensor, kernels: torch.Tensor) -> torch.Tensor:
 
 def jpeg(x: torch.Tensor, quality: torch.Tensor) -> torch.Tensor:
     """JPEG-compress each face of ``x`` [N,3,h,w] in [0, 1] at its quality (Pillow, 4:2:0 as cameras do)."""
-    arr = to_uint8(x).permute(0, 2, 3, 1).cpu().numpy()
+    arr = quantise_half_up(x).permute(0, 2, 3, 1).cpu().numpy()
     out = np.empty_like(arr)
     for i in range(len(arr)):
         buf = io.BytesIO()

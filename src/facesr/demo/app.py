@@ -116,14 +116,14 @@ def _as_uint8_rgb(img: Any) -> np.ndarray | None:
     if img is None:
         return None
     if hasattr(img, "detach"):  # torch tensor, CHW or NCHW in [0, 1]
-        import torch
+        from facesr.pixels import quantise_half_up
 
         t = img.detach().float().cpu()
         if t.ndim == 4:
             t = t[0]
         if t.ndim == 3 and t.shape[0] in (1, 3):
             t = t.permute(1, 2, 0)
-        img = (t.clamp(0, 1) * 255.0 + 0.5).to(torch.uint8).numpy()
+        img = quantise_half_up(t).numpy()
     arr = np.asarray(img)
     if arr.dtype != np.uint8:
         arr = np.clip(arr * (255.0 if arr.max() <= 1.0 else 1.0) + 0.5, 0, 255).astype(np.uint8)

@@ -51,6 +51,7 @@ from torch import nn
 from facesr.config import dump
 from facesr.errors import ConfigError, DataError
 from facesr.io import atomic_path, atomic_write_text, remove_stale_temps, write_image
+from facesr.pixels import quantise_half_up
 from facesr.train.config import TrainConfig, config_from_dict
 from facesr.train.runlog import hardware, iter_log
 
@@ -449,7 +450,7 @@ def image_grid(columns: list[torch.Tensor], rows: int = 4) -> np.ndarray:
     """Side-by-side columns (each [N,3,128,128] in [0,1]) for the first ``rows`` samples -> uint8 HxWx3."""
     cols = [c[:rows].detach().float().clamp(0, 1).cpu() for c in columns]
     grid = torch.cat([torch.cat(list(c), dim=2) for c in zip(*cols, strict=True)], dim=1)
-    return (grid.permute(1, 2, 0).numpy() * 255.0 + 0.5).astype(np.uint8)
+    return quantise_half_up(grid.permute(1, 2, 0)).numpy()
 
 
 def _sync_flag(flag: bool, ctx: Context) -> bool:

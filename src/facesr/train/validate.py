@@ -35,6 +35,7 @@ import torch
 from torch import nn
 
 from facesr.errors import ConfigError, DataError
+from facesr.pixels import round8
 
 #: Offsets from ``run.seed`` for the hold-out choice and the validation masks (fixed: part of the protocol).
 VAL_PICK_SEED = 7919
@@ -47,11 +48,6 @@ def holdout_positions(n_split: int, n_val: int, seed: int) -> np.ndarray:
         raise ConfigError(f"data.val_faces={n_val} must be smaller than the {n_split} faces of the split")
     rng = np.random.default_rng(seed + VAL_PICK_SEED)
     return np.sort(rng.permutation(n_split)[:n_val])
-
-
-def _u8(x: torch.Tensor) -> torch.Tensor:
-    """Round to 8-bit levels, as saving a PNG does (the benchmarks' inputs and outputs are 8-bit)."""
-    return x.clamp(0, 1).mul(255.0).round().div(255.0)
 
 
 def carve_validation(batcher: Any, n_val: int, seed: int) -> dict[str, torch.Tensor]:
@@ -91,8 +87,8 @@ def fixed_batch(batcher: Any, positions: np.ndarray, seed: int) -> dict[str, tor
         batcher.flip = flip
         batcher.degradation = degradation
     return {
-        "lr_masked": _u8(b["lr_masked"]),
-        "lr_clean": _u8(b["lr_clean"]),
+        "lr_masked": round8(b["lr_masked"]),
+        "lr_clean": round8(b["lr_clean"]),
         "hr": b["hr"],
         "index": b["index"],
     }
@@ -120,7 +116,7 @@ def score(
             x = batch[input_key][i : i + chunk].to(device)
             out = net(x)
             y = out[output_key] if isinstance(out, dict) else out
-            y = _u8(y.float())
+            y = round8(y)
             t = batch[target_key][i : i + chunk].to(device).float()
             psnr.append(psnr_per_image(y, t).cpu())
             ssim.append(ssim_per_image(y, t).cpu())

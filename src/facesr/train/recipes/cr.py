@@ -48,6 +48,7 @@ from facesr.geometry import CR_NATIVE_SIZE as HR_NATIVE
 from facesr.geometry import CR_SCALE as SCALE
 from facesr.losses import cr as L
 from facesr.nets.cr import Consistifier, CRModel, CycleSR, Downsampler, PatchDiscriminator, make_gs
+from facesr.pixels import quantise
 from facesr.train.recipes import register_recipe
 
 PREVIEW = 128
@@ -311,8 +312,7 @@ def masked_pool(prep: Path, rows: np.ndarray, n: int, seed: int, data: str | Non
         x = torch.from_numpy(faces[i : i + 64]).permute(0, 3, 1, 2).float() / 255.0
         masked, _ = synth(x, lms[i : i + 64], g)
         out.append(downsample(masked.clamp(0, 1), 2))
-    y = torch.cat(out).clamp(0, 1).mul(255).round().to(torch.uint8)
-    return y.permute(0, 2, 3, 1).numpy()
+    return quantise(torch.cat(out))
 
 
 # ---------------------------------------------------------------- previous stage
