@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     for size in args.sizes:
         for scale in (4, 8):
             net = JDSRGenerator(size, scale).eval()
-            x = torch.rand(1, 3, 128 // scale, 128 // scale)
+            x = torch.rand(1, 3, net.lr_size, net.lr_size)
             rows.append(
                 f"| {size} | x{scale} | {count_parameters(net):,} | {count_parameters(net.denoiser):,} | "
                 f"{count_parameters(net.sr_module):,} | {gflops(net, x):.2f} | "

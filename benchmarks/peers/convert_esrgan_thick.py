@@ -54,7 +54,8 @@ def convert(package: Path, out: Path, scale: int) -> dict[str, object]:
     }
     save_weights(net, path, arch="esrgan_thick", args=args, scale=scale, dtype=None, extra=extra)
     loaded = load_model(path, scale=scale)
-    x = torch.rand(2, 3, 128 // scale, 128 // scale, generator=torch.Generator().manual_seed(0))
+    side = loaded.lr_size  # the model's own input size
+    x = torch.rand(2, 3, side, side, generator=torch.Generator().manual_seed(0))
     with torch.inference_mode():
         same = torch.equal(loaded.net(x), net(x))
     if not same:

@@ -45,10 +45,11 @@ def _benchmark_faces(scale: int, n: int) -> tuple[np.ndarray, str] | None:
 
 
 def _folder_faces(folder: Path, n: int, scale: int) -> tuple[np.ndarray, str]:
+    from facesr.geometry import input_size
     from facesr.io import read_image
 
     files = sorted(folder.glob("*.png"))[:n]
-    side = 128 // scale
+    side = input_size(scale)  # the frozen benchmark's input frame
     imgs = [read_image(f) for f in files]
     if not imgs or any(i.shape != (side, side, 3) for i in imgs):
         raise SystemExit(f"parity_esrgan_thick: error: {folder} needs {side}x{side} PNG faces")

@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
-from facesr.geometry import CR_LR_SIZE
+from facesr.geometry import CR_LR_SIZE, HR_SIZE
 from facesr.geometry import CR_SCALE as SCALE
 from facesr.nets.registry import register_arch
 
@@ -183,7 +183,7 @@ class _Inference(nn.Module):
 class CRModel(_Inference):
     """Inference ``G_S(G_C(x))`` (papers.md 2.4). ``gc=None`` gives the SR-only baseline."""
 
-    def __init__(self, gc: Consistifier | None, gs: nn.Module, out_size: int = 128) -> None:
+    def __init__(self, gc: Consistifier | None, gs: nn.Module, out_size: int = HR_SIZE) -> None:
         super().__init__()
         self.gc = gc
         self.gs = gs
@@ -205,7 +205,7 @@ class CycleSR(_Inference):
         gs_width: int = 64,
         gs_blocks: int = 16,
         bicubic_skip: bool = True,
-        out_size: int = 128,
+        out_size: int = HR_SIZE,
         gs_kernel: int = 9,
         gs_arch: str = "srresnet",
     ) -> None:
@@ -228,7 +228,7 @@ def build_cr(
     gs_width: int = 64,
     gs_blocks: int = 16,
     bicubic_skip: bool = True,
-    out_size: int = 128,
+    out_size: int = HR_SIZE,
     gs_kernel: int = 9,
     gs_arch: str = "srresnet",
 ) -> CRModel:
@@ -242,7 +242,7 @@ def build_cr_sr_only(
     gs_width: int = 64,
     gs_blocks: int = 16,
     bicubic_skip: bool = True,
-    out_size: int = 128,
+    out_size: int = HR_SIZE,
     gs_kernel: int = 9,
     gs_arch: str = "srresnet",
 ) -> CRModel:
@@ -257,7 +257,7 @@ def build_cycle_sr(
     gs_width: int = 64,
     gs_blocks: int = 16,
     bicubic_skip: bool = True,
-    out_size: int = 128,
+    out_size: int = HR_SIZE,
     gs_kernel: int = 9,
     gs_arch: str = "srresnet",
 ) -> CycleSR:

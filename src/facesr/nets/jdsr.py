@@ -21,7 +21,7 @@ widths/depths (:data:`SIZES`); x4 and x8 differ only in the input size.
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 import torch
@@ -69,10 +69,6 @@ class JDSRSize:
     # PROPOSAL (jdsr_fast, session 5): CNN_D's CABs add their input where the channel counts match (the
     # paper draws CAB without a skip; see facesr.nets.blocks.CAB for why this matters). False = the paper.
     cab_residual: bool = False
-
-    def to_args(self) -> dict[str, Any]:
-        """JSON-friendly dict (tuples as lists) for weights metadata."""
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
 
 
 #: ``paper``: widths/depths as in papers.md 1.2; ``lite``: same layout, narrower, <= 5M parameters.
