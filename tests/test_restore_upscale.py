@@ -96,6 +96,83 @@ def test_gray_photo_stays_gray(crowd: np.ndarray) -> None:
     )
 
 
+class _Painter(nn.Module):
+    """A 'restorer' that enlarges its input bicubically, then gives it a colour cast (``gain``,
+    ``offset`` per channel) and paints the lower face of its 128 px frame ``paint`` (peach: what
+    made gray photos' faces peach-coloured before issue 16)."""
+
+    scale, lr_size, hr_size, name = 4, 32, 128, "painter"
+
+    def __init__(self, gain=(1.0, 1.0, 1.0), offset=(0.0, 0.0, 0.0), paint=None) -> None:  # type: ignore[no-untyped-def]
+        super().__init__()
+        self.gain, self.offset, self.paint = torch.tensor(gain), torch.tensor(offset), paint
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        from facesr.restoration.mask import lower_face_box
+
+        up = nn.functional.interpolate(x, scale_factor=4, mode="bicubic", align_corners=False)
+        out = (up * self.gain.view(1, 3, 1, 1) + self.offset.view(1, 3, 1, 1)).clamp(0, 1)
+        if self.paint is not None:
+            y0, y1, x0, x1 = (4 * v for v in lower_face_box(32))
+            out[:, :, y0:y1, x0:x1] = torch.tensor(self.paint).view(1, 3, 1, 1)
+        return out
+
+
+def _use_only(monkeypatch, net: nn.Module) -> None:  # type: ignore[no-untyped-def]
+    """Every face goes to ``net``; no mask model (the lower face is then left out of the do-no-harm check)."""
+    import facesr.restoration.api as api
+
+    monkeypatch.setattr(api.ModelPicker, "candidates", lambda self: {32: (net.name, 4)})
+    monkeypatch.setattr(api.ModelPicker, "get", lambda self, name, scale: net)
+    monkeypatch.setattr(api, "mask_model", lambda device: None)
+
+
+def test_a_gray_photo_stays_gray_when_the_restorer_paints_colour(monkeypatch, crowd: np.ndarray) -> None:
+    """Issue 16 item 4 with a restorer that does paint colour (bicubic alone keeps gray gray, so
+    :func:`test_gray_photo_stays_gray` cannot fail for this reason): the colour photo gets the
+    peach lower faces, the gray one stays exactly gray, photo and ``--aligned`` crop alike."""
+    import facesr.restoration.api as api
+
+    _use_only(monkeypatch, _Painter(paint=(0.93, 0.72, 0.60)))
+    gray = np.repeat(np.asarray(Image.fromarray(crowd).convert("L"))[..., None], 3, axis=2)
+    colour = api.restore(crowd, device="cpu", upscale=2, engine="torch")
+    assert colour.restored and np.abs(colour.image[..., 0].astype(int) - colour.image[..., 2]).max() > 60
+    res = api.restore(gray, device="cpu", upscale=2, engine="torch")
+    assert res.restored  # (MTCNN finds fewer of these faces in gray: 4 of 11)
+    assert np.array_equal(res.image[..., 0], res.image[..., 1]) and np.array_equal(
+        res.image[..., 1], res.image[..., 2]
+    )
+    crop = np.ascontiguousarray(gray[60:92, 60:92])
+    out = api.restore(crop, device="cpu", aligned=True, engine="torch").image
+    assert out.shape == (128, 128, 3) and np.array_equal(out[..., 0], out[..., 2])
+
+
+def test_restored_faces_keep_the_inputs_colours(monkeypatch, crowd: np.ndarray) -> None:
+    """Issue 16 item 4: a restorer with a colour cast (R x1.15, B x0.85) is colour-matched to the
+    input, so the pasted faces are what a cast-free restorer gives (within 2 levels on average);
+    without the colour match they would be off by far more. Photo and ``--aligned`` crop alike."""
+    import facesr.restoration.api as api
+
+    cast = _Painter(gain=(1.15, 1.0, 0.85), offset=(0.03, 0.0, -0.02))
+    crop = np.ascontiguousarray(crowd[60:92, 60:92])
+
+    def run(net: nn.Module) -> tuple[np.ndarray, np.ndarray, int]:
+        _use_only(monkeypatch, net)
+        res = api.restore(crowd, device="cpu", upscale=2, engine="torch")
+        aligned = api.restore(crop, device="cpu", aligned=True, engine="torch").image
+        return res.image.astype(float), aligned.astype(float), len(res.restored)
+
+    plain, plain_aligned, n = run(_Painter())
+    out, out_aligned, n_cast = run(cast)
+    with monkeypatch.context() as m:  # the check can fail: the same cast without the colour match
+        m.setattr(api, "colour_match", lambda sr, lr: sr)
+        out_raw, aligned_raw, _ = run(cast)
+    faces = np.abs(out_raw - plain).max(2) > 0  # where the faces were pasted
+    assert n >= 3 and n_cast == n and faces.mean() > 0.05
+    assert np.abs(out - plain)[faces].mean() < 2.0 < 6.0 < np.abs(out_raw - plain)[faces].mean()
+    assert np.abs(out_aligned - plain_aligned).mean() < 2.0 < 6.0 < np.abs(aligned_raw - plain_aligned).mean()
+
+
 def test_tight_crop_is_found(one_face: np.ndarray) -> None:
     from facesr.restoration.api import _cached_detector
     from facesr.restoration.detect import detect_faces
