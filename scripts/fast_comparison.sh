@@ -12,7 +12,10 @@ cd "$(dirname "$0")/.."
 N="${FACESR_CMP_STEPS:-400}"
 RUNS="${FACESR_WORKSPACE:-workspace}/runs"
 common=(run.progress=false run.steps="$N" run.max_minutes=120 run.val_every=100 run.image_every=100000
-  loss.sr_perceptual=0 loss.sr_identity=0 recipe.adversarial=false ema.decay=0.995 ema.start=0)
+  loss.sr_perceptual=0 loss.sr_identity=0 recipe.adversarial=false ema.decay=0.995 ema.start=0
+  recipe.warmup_steps=0)
+# the networks without a denoiser have no denoiser.* parameters to scale
+no_dn=("optim.lr_scale={}")
 
 train() {  # NAME OVERRIDES...: train unless finished; resume if cut
   local name="$1"
@@ -27,9 +30,9 @@ train() {  # NAME OVERRIDES...: train unless finished; resume if cut
 }
 
 train cmp_fast_x4_joint
-train cmp_fast_x4_sronly recipe.name=sr_only
+train cmp_fast_x4_sronly recipe.name=sr_only "${no_dn[@]}"
 train cmp_fast_x4_dn recipe.name=two_stage_denoiser model.init_from=null
-train cmp_fast_x4_sr recipe.name=two_stage_sr
+train cmp_fast_x4_sr recipe.name=two_stage_sr "${no_dn[@]}"
 facesr combine-two-stage "$RUNS/cmp_fast_x4_dn/denoiser.safetensors" \
   "$RUNS/cmp_fast_x4_sr/weights.safetensors" -o "$RUNS/cmp_fast_x4_two_stage.safetensors"
 

@@ -152,10 +152,18 @@ def build_jdsr_fast(size: str = "fast", scale: int = 4, sr_blocks: int = 4, **ov
 
 
 @register_arch("jdsr_fast_sr_only")
-def build_sr_only_fast(size: str = "fast", scale: int = 4, sr_blocks: int = 4) -> SROnlyFast:
-    """Zoo builder for the SR-only ablation of ``jdsr_fast`` (output key ``"sr"``)."""
+def build_sr_only_fast(
+    size: str = "fast", scale: int = 4, sr_blocks: int = 4, **denoiser_overrides: Any
+) -> SROnlyFast:
+    """Zoo builder for the SR-only ablation of ``jdsr_fast`` (output key ``"sr"``).
+
+    ``denoiser_overrides`` are the joint model's CNN_D settings: checked (a typo is still an error) and
+    not used, so that an SR-only or two-stage SR part trained from the joint config carries the same
+    args as its denoiser part and the two chain into one ``jdsr_fast`` file.
+    """
     if size != "fast":
         raise ValueError(f"jdsr_fast_sr_only has one size, 'fast' (got {size!r})")
+    _denoiser_size(denoiser_overrides)
     return SROnlyFast(scale=scale, sr_blocks=sr_blocks)
 
 

@@ -295,6 +295,7 @@ class Recipe:
             scale=self.cfg.data.scale,
             output_key="sr",
             extra=meta,
+            lr_size=getattr(net, "lr_size", None),  # the network's own input size
         )
         if self.critic is not None:  # so that a later run can warm-start the critic too
             save_weights(
@@ -361,7 +362,9 @@ class TwoStageDenoiserRecipe(Recipe):
             size = resolve_size(base, self.cfg.model.overrides)
         except ValueError as exc:
             raise ConfigError(f"model.overrides: {exc}") from None
-        denoiser = Denoiser(size)
+        from facesr.geometry import input_size
+
+        denoiser = Denoiser(size, input_size(self.cfg.data.scale))
         if fast:  # as in JDSRFast: identity at the start, so both two-stage parts start where joint does
             nn.init.zeros_(denoiser.unet.out.weight)
             nn.init.zeros_(denoiser.unet.out.bias)
@@ -451,6 +454,7 @@ def combine_two_stage(
         args=s_args,
         scale=int(s_meta["facesr.scale"]),
         output_key="sr",
+        lr_size=getattr(net, "lr_size", None),
         extra={
             "facesr.recipe": "two_stage",
             "facesr.parts": f"{Path(denoiser_file).name} + {Path(sr_file).name}",
