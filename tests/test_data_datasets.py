@@ -29,6 +29,7 @@ def test_batch_contract(prepared: Path, shared_data: Path, scale: int) -> None:
         "hr": (5, 3, 128, 128),
         "hr_masked": (5, 3, 128, 128),
         "occlusion": (5, 1, 128, 128),
+        "mask_region": (5, 1, 128, 128),
         "heatmaps": (5, 68, 64, 64),
         "parsing": (5, 11, 64, 64),
     }
@@ -37,6 +38,20 @@ def test_batch_contract(prepared: Path, shared_data: Path, scale: int) -> None:
         assert batch[k].dtype == torch.float32
         assert float(batch[k].min()) >= 0.0 and float(batch[k].max()) <= 1.0, k
     assert float(batch["occlusion"].mean()) > 0.1
+
+
+def test_mask_region_is_drawn_for_unmasked_faces_too(prepared: Path, shared_data: Path) -> None:
+    """With ``p_mask`` 0.5 some faces wear no mask (occlusion 0) but every face has its mask region, and it
+    equals the occlusion wherever a mask is worn: the mask-region loss can reward keeping a real mouth."""
+    from facesr.data.datasets import MaskedFaceBatcher
+
+    b = MaskedFaceBatcher(prepared, "train", 4, "cpu", 16, 0, data=shared_data, p_mask=0.5)
+    batch = b.next_batch()
+    worn = batch["occlusion"].flatten(1).sum(1) > 0
+    assert 0 < int(worn.sum()) < 16
+    assert bool((batch["mask_region"].flatten(1).sum(1) > 0).all())
+    assert torch.equal(batch["mask_region"][worn], batch["occlusion"][worn])
+    assert torch.equal(batch["hr_masked"][~worn], batch["hr"][~worn])
 
 
 def test_same_seed_same_batches(prepared: Path, shared_data: Path) -> None:

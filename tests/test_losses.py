@@ -217,3 +217,7 @@ def test_jdsr_loss_mask_terms_are_off_by_default_and_on_when_weighted() -> None:
     assert "dn_mask_pixel" not in terms and "sr_mask_pixel" not in terms
     _, terms = JDSRLoss(JDSRLossWeights(**plain, dn_mask_pixel=1.0, sr_mask_pixel=0.5))(out, batch)
     assert terms["dn_mask_pixel"] > 0 and terms["sr_mask_pixel"] > 0
+    # the region of every face (mask_region) wins over the worn masks only (occlusion)
+    unmasked = {**batch, "occlusion": torch.zeros_like(occ), "mask_region": occ}
+    _, terms = JDSRLoss(JDSRLossWeights(**plain, dn_mask_pixel=1.0))(out, unmasked)
+    assert terms["dn_mask_pixel"] > 0

@@ -34,7 +34,8 @@ class MaskedFaceBatcher:
 
     Keys: ``lr_masked`` [B,3,h,w] (the model input: masked with p ``p_mask``, then degraded by
     ``degradation``, by default clean bicubic), ``lr_clean`` [B,3,h,w], ``hr`` [B,3,128,128],
-    ``hr_masked``, ``occlusion`` [B,1,128,128], ``heatmaps`` [B,68,64,64], ``parsing`` [B,11,64,64],
+    ``hr_masked``, ``occlusion`` [B,1,128,128] (zero for the faces left unmasked), ``mask_region``
+    [B,1,128,128] (the mask's coverage drawn for every face, worn or not), ``heatmaps`` [B,68,64,64], ``parsing`` [B,11,64,64],
     plus ``landmarks`` [B,68,2] (128 frame) and ``index`` [B] (rows of the prepared set).
     """
 
@@ -127,6 +128,7 @@ class MaskedFaceBatcher:
             hr = torch.where(flip[:, None, None, None], hr.flip(-1), hr)
             lm = torch.where(flip[:, None, None], flip_landmarks(lm, hr.shape[-1]), lm)
         hr_masked, occ = self.masks(hr, lm, self.generator)
+        region = occ  # where this face's mask is, or would be: kept for the unmasked faces too
         if self.p_mask < 1.0:
             keep = (torch.rand(len(idx), generator=self.generator) < self.p_mask).to(self.device)
             hr_masked = torch.where(keep[:, None, None, None], hr_masked, hr)
@@ -135,6 +137,7 @@ class MaskedFaceBatcher:
             "hr": hr,
             "hr_masked": hr_masked,
             "occlusion": occ,
+            "mask_region": region,
             "lr_masked": (
                 downsample(hr_masked, self.scale)
                 if self.degradation is None

@@ -48,9 +48,10 @@ class JDSRLossWeights(Strict):
     dn_perceptual: float = 0.1
     dn_style: float = 10.0
     dn_smooth: float = 0.01  # papers.md offers 1 (FCSR-GAN LR stage) or 0.01; 1 over-smooths a mean-TV
-    # PROPOSAL (jdsr_fast, session 5): L1 inside the mask region only, on top of the whole-image L1. With half
-    # the faces masked the mask covers ~15 % of the training pixels, so the whole-image mean gives the part
-    # that must be drawn (nose, mouth) a small share of the gradient. 0 = off (the paper's objective).
+    # PROPOSAL (jdsr_fast, session 5): L1 inside the lower-face region a mask covers (or would cover, on the
+    # unmasked faces), on top of the whole-image L1. The region is ~30 % of a face, so the whole-image mean
+    # gives the part that must be drawn (or kept: an unmasked mouth) a small share of the gradient.
+    # 0 = off (the paper's objective).
     dn_mask_pixel: float = 0.0
     # SR module
     sr_pixel: float = 1.0  # applied to both the SR and the coarse image (FSRNet supervises both)
@@ -119,8 +120,12 @@ class JDSRLoss(nn.Module):
             )
             add("dn_noise_tv", w.dn_noise_tv, lambda: tv_l2(out["noise_map"]))
         add("dn_pixel", w.dn_pixel, lambda: pixel_l1(den, y_lr))
-        if "occlusion" in batch:
-            occ = batch["occlusion"]
+        # the mask region of every face, masked or not (``mask_region``): the term then rewards keeping an
+        # unmasked mouth or beard as much as drawing a masked one. On the worn masks only (``occlusion``),
+        # it taught the session-5 x8 denoiser that a dark lower face is a mask (beards erased, real photos)
+        region = batch.get("mask_region", batch.get("occlusion"))
+        if region is not None:
+            occ = region
             add("dn_mask_pixel", w.dn_mask_pixel, lambda: masked_l1(den, y_lr, occ))
             add("sr_mask_pixel", w.sr_mask_pixel, lambda: masked_l1(sr, y_hr, occ))
         if self.features is not None and (w.dn_perceptual > 0 or w.dn_style > 0):
