@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from facesr.batch.manifest import TaskBlock
 from facesr.batch.settings import RestoreSettings
 from facesr.batch.work import TASK_COLUMNS, Restorer, prepare
 from facesr.errors import FacesrError
@@ -121,63 +122,70 @@ def _task_source_class() -> Any:
     from ray.data.datasource import Datasource, ReadTask
 
     class _TaskSource(Datasource):
-        """The driver's task table as a Ray Data source, cut into blocks of ``rows`` rows.
+        """The task table's blocks on disk (:meth:`OutputFolder.write_tasks`) as a Ray Data source.
 
         Why not ``ray.data.from_arrow``: it runs one remote task per block just to read its
         metadata before anything starts (4,000 tasks for 10^6 photos; on a loaded 2-core machine
-        one such round took minutes). Here each read task carries its own slice and its metadata
-        is known on the driver.
+        one such round took minutes), and it needs the whole table in the driver's memory. Here
+        each read task names one record batch of an Arrow IPC file in the output folder (which
+        every node sees) and reads it where it runs; the driver holds only the list of blocks
+        and knows their metadata.
         """
 
-        def __init__(self, table: Any, rows: int) -> None:
-            self.table, self.rows = table, rows
+        def __init__(self, blocks: list[TaskBlock]) -> None:
+            self.blocks = blocks
 
         def estimate_inmemory_data_size(self) -> int:
-            return int(self.table.nbytes)
+            return sum(b.nbytes for b in self.blocks)
 
         def get_read_tasks(
             self, parallelism: int, per_task_row_limit: Any = None, data_context: Any = None
         ) -> list:
-            import numpy as np
+            import pyarrow as pa
 
-            out = []
-            n = self.table.num_rows
-            for i in range(0, n, self.rows):
-                # take(), not slice(): a pickled pyarrow slice carries all of its parent's buffers.
-                part = self.table.take(np.arange(i, min(n, i + self.rows)))
-                meta = BlockMetadata(part.num_rows, part.nbytes, None, None)
-                out.append(ReadTask(lambda part=part: [part], meta, schema=part.schema))
-            return out
+            schema = pa.schema([(c, pa.string()) for c in TASK_COLUMNS])
+            return [
+                ReadTask(
+                    lambda b=b: [read_task_block(b)],
+                    BlockMetadata(num_rows=b.rows, size_bytes=b.nbytes, exec_stats=None),
+                    schema=schema,
+                )
+                for b in self.blocks
+            ]
 
     return _TaskSource
 
 
-def task_source(table: Any, rows: int) -> Any:
+def read_task_block(block: TaskBlock) -> Any:
+    """One block of the task table as a pyarrow Table (read into memory; the file stays closed)."""
+    import pyarrow as pa
+
+    with pa.OSFile(block.path, "rb") as fh:
+        return pa.Table.from_batches([pa.ipc.open_file(fh).get_batch(block.index)])
+
+
+def task_source(blocks: list[TaskBlock]) -> Any:
     """A :class:`_TaskSource` (the class is made on first use: Ray is imported only when a batch runs)."""
-    return _task_source_class()(table, rows)
+    return _task_source_class()(blocks)
 
 
 def run(
-    tasks: Any,
+    blocks: list[TaskBlock],
     settings: RestoreSettings,
     shape: Shape,
     on_rows: Callable[[list[str], list[str]], None],
 ) -> None:
-    """Run the job over ``tasks`` (a pyarrow table with :data:`TASK_COLUMNS`), calling
+    """Run the job over the task table's ``blocks`` (:meth:`OutputFolder.write_tasks`), calling
     ``on_rows(statuses, row_json)`` on the driver for every block of finished photos."""
     ray = require_ray()
     from ray.data import ActorPoolStrategy, DataContext
 
     ctx = DataContext.get_current()
     ctx.enable_progress_bars = sys.stderr.isatty()
-    n = tasks.num_rows
-    if n == 0:
+    if not blocks:
         return
-    rows_per_block = block_rows(n, shape)
     # The read tasks ask for what prepare asks for, so Ray Data fuses the two into one task.
-    ds = ray.data.read_datasource(
-        task_source(tasks, rows_per_block), ray_remote_args={"num_cpus": shape.prepare_cpus}
-    )
+    ds = ray.data.read_datasource(task_source(blocks), ray_remote_args={"num_cpus": shape.prepare_cpus})
     ds = ds.map_batches(
         prepare,
         fn_kwargs={

@@ -112,6 +112,12 @@ import click
 @click.option(
     "--min-face", type=float, default=None, help="Smallest face box (px) to search for (default 10)."
 )
+@click.option(
+    "--plan-only",
+    is_flag=True,
+    help="Only plan: read the inputs, fix and save their output names (.facesr-batch/plan.parquet), "
+    "count them, and stop before Ray starts; nothing is restored.",
+)
 def restore_batch_cmd(
     inputs: tuple[str, ...],
     output: Path,
@@ -133,17 +139,18 @@ def restore_batch_cmd(
     batch_size: int,
     max_pixels: int | None,
     min_face: float | None,
+    plan_only: bool,
 ) -> int:
     """Restore every face in photos INPUT... (folders, globs, files, or .txt/.csv/.parquet manifests
     of paths) on a Ray cluster; a rerun skips photos already done with the same settings."""
     from facesr.batch import pipeline
 
-    pipeline.require_ray()  # without Ray: the install hint, exit 2, before any work
+    if not plan_only:  # planning needs no Ray
+        pipeline.require_ray()  # without Ray: the install hint, exit 2, before any work
 
-    import pyarrow as pa
     import torch
 
-    from facesr.batch.inputs import expand_inputs
+    from facesr.batch.inputs import candidates, check_manifests
     from facesr.batch.manifest import OutputFolder
     from facesr.batch.settings import RestoreSettings, background_fingerprint, model_fingerprint
     from facesr.errors import FacesrError
@@ -153,100 +160,93 @@ def restore_batch_cmd(
     from facesr.restoration.engine import resolve_engine
 
     t0 = time.perf_counter()
-    items = list(expand_inputs(inputs))  # a bad manifest: exit 2 before the output folder is made
-    if not items:
+    # Before the output folder is made: a bad manifest, no input at all, a bad model or background
+    # upsampler are one line and exit 2. The inputs themselves are read once, streamed, by plan().
+    check_manifests(inputs)
+    if next(candidates(inputs), None) is None:
         raise FacesrError("no input images found")
-    folder = OutputFolder(output)
-    folder.prepare()
-    # A bad model or background upsampler: one line, exit 2, before Ray starts.
     fingerprint = model_fingerprint(model or "auto")
     bg_fingerprint = background_fingerprint(bg_upsampler)
-    for stale in remove_dead_temps(output):  # left by a killed run (its workers are gone)
-        click.echo(f"facesr: removed {stale}, a temporary file of an interrupted run", err=True)
-    resources = pipeline.connect(address, num_cpus=local_cpus)
+    folder = OutputFolder(output)
+    folder.prepare()
     try:
-        has_gpu = resources.get("GPU", 0.0) > 0
-        if device == "cuda" and not has_gpu:
-            raise FacesrError("--device cuda: the Ray cluster has no GPU (use --device auto or cpu)")
-        dev = "cuda" if device == "cuda" or (device == "auto" and has_gpu) else "cpu"
-        settings = RestoreSettings(
-            model=model or "auto",
-            device=dev,
-            precision=precision,
-            engine=resolve_engine(engine, torch.device(dev), precision),
-            batch_size=batch_size,
-            aligned=aligned,
-            upscale=int(upscale) if upscale else 0,
-            bg_upsampler=bg_upsampler,
-            max_pixels=max_pixels or MAX_PIXELS,
-            min_face=DetectOptions().min_size if min_face is None else min_face,
-            model_fingerprint=fingerprint,
-            bg_fingerprint=bg_fingerprint,
-            threads=threads,
-        )
-        pairs = folder.assign_outputs(items)
-        done = folder.read_done()
-
-        def prev(col: str) -> list[str]:
-            if done is None:
-                return [""] * len(pairs)
-            import pandas as pd
-
-            values = done[col].reindex([p for p, _ in pairs])
-            return ["" if pd.isna(v) else str(v) for v in values]
-
-        tasks = pa.table(
-            {
-                "input": [p for p, _ in pairs],
-                "output": [o for _, o in pairs],
-                "prev_input_sha256": prev("input_sha256"),
-                "prev_settings_sha256": prev("settings_sha256"),
-                "prev_status": prev("status"),
-                "prev_output_sha256": prev("output_sha256"),
-            }
-        )
-        shape = pipeline.plan_shape(
-            resources,
-            dev,
-            workers=workers,
-            cpus_per_worker=cpus_per_worker,
-            gpus_per_worker=gpus_per_worker,
-            photos_per_call=photos_per_call,
-            prepare_cpus=prepare_cpus,
-        )
-        counts = {"ok": 0, "skipped": 0, "failed": 0}
-
-        def on_rows(statuses: list[str], rows: list[str]) -> None:
-            folder.append([r for s, r in zip(statuses, rows, strict=True) if s != "skipped"])
-            for s in statuses:
-                counts[s] = counts.get(s, 0) + 1
-            for s, r in zip(statuses, rows, strict=True):
-                if s == "failed":
-                    click.echo(f"facesr: failed: {json.loads(r)['reason']}", err=True)
-
-        click.echo(
-            f"facesr restore-batch: {len(pairs)} photos, {shape.workers} restore worker(s) on {dev} "
-            f"({int(resources.get('CPU', 0))} CPUs, {int(resources.get('GPU', 0))} GPUs); "
-            f"settings {settings.sha256[:12]}",
-            err=True,
-        )
+        for stale in remove_dead_temps(output):  # left by a killed run (its workers are gone)
+            click.echo(f"facesr: removed {stale}, a temporary file of an interrupted run", err=True)
+        n = folder.plan(candidates(inputs))  # output names fixed and saved before any work
+        if plan_only:
+            click.echo(
+                f"facesr restore-batch: plan only: {n} photos, output names in {folder.plan_path} "
+                f"({time.perf_counter() - t0:.1f} s); nothing restored"
+            )
+            return 0
+        resources = pipeline.connect(address, num_cpus=local_cpus)
         try:
-            pipeline.run(tasks, settings, shape, on_rows)
-        except Exception as exc:
-            if isinstance(exc, FacesrError):
-                raise
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise FacesrError(
-                f"the Ray job stopped ({type(exc).__name__}: {first}); finished photos are in "
-                f"{folder.manifest}: run the same command again to resume"
-            ) from None
+            has_gpu = resources.get("GPU", 0.0) > 0
+            if device == "cuda" and not has_gpu:
+                raise FacesrError("--device cuda: the Ray cluster has no GPU (use --device auto or cpu)")
+            dev = "cuda" if device == "cuda" or (device == "auto" and has_gpu) else "cpu"
+            settings = RestoreSettings(
+                model=model or "auto",
+                device=dev,
+                precision=precision,
+                engine=resolve_engine(engine, torch.device(dev), precision),
+                batch_size=batch_size,
+                aligned=aligned,
+                upscale=int(upscale) if upscale else 0,
+                bg_upsampler=bg_upsampler,
+                max_pixels=max_pixels or MAX_PIXELS,
+                min_face=DetectOptions().min_size if min_face is None else min_face,
+                model_fingerprint=fingerprint,
+                bg_fingerprint=bg_fingerprint,
+                threads=threads,
+            )
+            shape = pipeline.plan_shape(
+                resources,
+                dev,
+                workers=workers,
+                cpus_per_worker=cpus_per_worker,
+                gpus_per_worker=gpus_per_worker,
+                photos_per_call=photos_per_call,
+                prepare_cpus=prepare_cpus,
+            )
+            # The task table (each input, its output, its last manifest row) goes to disk in
+            # blocks that the CPU stage reads where it runs: the driver holds only their list.
+            blocks = folder.write_tasks(pipeline.block_rows(n, shape))
+            counts = {"ok": 0, "skipped": 0, "failed": 0}
+
+            def on_rows(statuses: list[str], rows: list[str]) -> None:
+                folder.append([r for s, r in zip(statuses, rows, strict=True) if s != "skipped"])
+                for s in statuses:
+                    counts[s] = counts.get(s, 0) + 1
+                for s, r in zip(statuses, rows, strict=True):
+                    if s == "failed":
+                        click.echo(f"facesr: failed: {json.loads(r)['reason']}", err=True)
+
+            click.echo(
+                f"facesr restore-batch: {n} photos, {shape.workers} restore worker(s) on {dev} "
+                f"({int(resources.get('CPU', 0))} CPUs, {int(resources.get('GPU', 0))} GPUs); "
+                f"settings {settings.sha256[:12]}",
+                err=True,
+            )
+            try:
+                pipeline.run(blocks, settings, shape, on_rows)
+            except Exception as exc:
+                if isinstance(exc, FacesrError):
+                    raise
+                first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                raise FacesrError(
+                    f"the Ray job stopped ({type(exc).__name__}: {first}); finished photos are in "
+                    f"{folder.manifest}: run the same command again to resume"
+                ) from None
+        finally:
+            pipeline.disconnect()
     finally:
-        pipeline.disconnect()
+        folder.close()  # the scratch index and task files (the plan and manifest stay)
     rows = folder.compact()
     took = time.perf_counter() - t0
     click.echo(
         f"facesr restore-batch: {counts['ok']} restored, {counts['skipped']} already done, "
-        f"{counts['failed']} failed of {len(pairs)} in {took:.1f} s; manifest: {folder.manifest} ({rows} rows)"
+        f"{counts['failed']} failed of {n} in {took:.1f} s; manifest: {folder.manifest} ({rows} rows)"
     )
     sys.stdout.flush()
     return 1 if counts["failed"] else 0
