@@ -32,6 +32,18 @@ def sample_files(root: Path, rwmfd: int, web: int) -> list[Path]:
     return out
 
 
+def print_and_save(out: dict, path: Path | None) -> None:
+    """Print a benchmark's JSON with the command that made it, and write it to ``path`` (atomically)."""
+    import sys
+
+    text = json.dumps({**out, "command": "python " + " ".join(sys.argv)}, indent=2)
+    print(text)
+    if path:
+        from facesr.io import atomic_write_text
+
+        atomic_write_text(path, text + "\n")
+
+
 def detections(files: list[Path]) -> list[dict]:
     from facesr.io import read_image
     from facesr.restoration.api import _cached_detector

@@ -173,6 +173,46 @@ def test_restored_faces_keep_the_inputs_colours(monkeypatch, crowd: np.ndarray) 
     assert np.abs(out_aligned - plain_aligned).mean() < 2.0 < 6.0 < np.abs(aligned_raw - plain_aligned).mean()
 
 
+def test_a_restoration_that_paints_the_lower_face_brighter_is_not_pasted(
+    monkeypatch, crowd: np.ndarray
+) -> None:
+    """The pink patch on the hair of heads seen from above (docs/img/restore_before_after.png): the
+    models paint skin wherever their denoiser sees a mask, and the mask box is left out of the
+    disagreement. A restorer that paints the lower face white brightens every face's lower face
+    that was darker: those are kept with the reason; painting it dark (as removing a light mask
+    darkens it) is not stopped by this rule."""
+    import facesr.restoration.api as api
+
+    _use_only(monkeypatch, _Painter(paint=(1.0, 1.0, 1.0)))
+    res = api.restore(crowd, device="cpu", upscale=1, engine="torch")
+    tried = [f for f in res.faces if f.brightening is not None]
+    by_rule = [f for f in tried if f.reason.startswith("restoration paints the lower face brighter")]
+    assert len(by_rule) >= 3 and all(f.status == "kept" for f in by_rule)
+    assert all(f.brightening > api.MAX_LOWER_BRIGHTENING for f in by_rule)
+    assert all(f.brightening <= api.MAX_LOWER_BRIGHTENING for f in res.restored)
+    assert all(f.to_json()["lower_brightening"] == round(f.brightening, 4) for f in tried)
+    _use_only(monkeypatch, _Painter(paint=(0.05, 0.05, 0.05)))
+    dark = api.restore(crowd, device="cpu", upscale=1, engine="torch")
+    assert dark.restored and not [f for f in dark.faces if "brighter" in f.reason]
+
+
+def test_the_mask_threshold_belongs_to_the_installed_mask_model() -> None:
+    """mask.THRESHOLD is a score of one set of weights: retraining moves the score's scale (the
+    0.0117 of the session-3 jdsr-fast-x4 called every face of a crowd masked under session 4)."""
+    from facesr.checksums import sha256_file
+    from facesr.restoration import mask
+    from facesr.restoration.api import model_installed
+    from facesr.zoo import get_entry
+
+    if not model_installed("jdsr-fast-x4"):
+        pytest.skip("jdsr-fast-x4 is not installed")
+    assert sha256_file(get_entry("jdsr-fast-x4").path) == mask.THRESHOLD_WEIGHTS, (
+        "jdsr-fast-x4 changed: re-measure facesr.restoration.mask.THRESHOLD with "
+        "`python benchmarks/mask_detect.py --per-class 150 --json-out results/restore/mask_detect.json`, "
+        "then set THRESHOLD and THRESHOLD_WEIGHTS (and re-run benchmarks/restore_checks.py and restore_harm.py)"
+    )
+
+
 def test_tight_crop_is_found(one_face: np.ndarray) -> None:
     from facesr.restoration.api import _cached_detector
     from facesr.restoration.detect import detect_faces
@@ -362,6 +402,7 @@ def test_face_score_is_the_denoisers_change_to_the_lower_face() -> None:
 
 def test_aligned_checks_size_and_framing(one_face: np.ndarray) -> None:
     from facesr.restoration.api import restore
+    from facesr.restoration.background import resize
 
     big = np.random.default_rng(4).integers(
         0, 256, (200, 200, 3), dtype=np.uint8
@@ -369,6 +410,49 @@ def test_aligned_checks_size_and_framing(one_face: np.ndarray) -> None:
     res = restore(big, model="bicubic", device="cpu", aligned=True)
     assert res.faces[0].status == "kept" and "larger than every model input" in res.faces[0].reason
     assert np.array_equal(res.image, big) and any("framing not checked" in n for n in res.notes)
+    res = restore(big, model="bicubic", device="cpu", aligned=True, upscale=2)  # kept, enlarged, not shrunk
+    assert (
+        res.faces[0].status == "kept"
+        and res.upscale == 2
+        and np.array_equal(res.image, resize(big, 400, 400))
+    )
     wide = np.zeros((40, 80, 3), np.uint8)
     res = restore(wide, model="bicubic", device="cpu", aligned=True, upscale=1)
     assert res.notes and "restored as a photo" in res.notes[0] and res.image.shape == (40, 80, 3)
+
+
+def test_aligned_real_crop_is_checked_for_framing(shared_data: Path) -> None:
+    """Issue 16 item 6 on a real face (web_unmasked/406.jpg): aligned to the template at 80 px it is
+    restored whole (the 128 px frame; x2: 160 px); the same face framed 12 % of the frame off
+    centre is found not template-framed and restored as a photo instead, with a note saying so.
+    (On 69 real template-aligned crops the framing error is 0.11 at the median, 6 over 0.2; 64 of
+    65 such shifted crops are over it: docs/restore.md, "--aligned".)"""
+    from facesr.restoration.api import MAX_ALIGNED_ERROR, _cached_detector, restore
+    from facesr.restoration.detect import detect_faces
+    from facesr.restoration.pipeline import align_face, native_frame, to_tensor
+
+    img = read_image(shared_data / "web_unmasked" / "406.jpg")
+    face = max(
+        (f for f in detect_faces(img, _cached_detector("cpu")) if f.status == "ok"), key=lambda f: f.score
+    )
+
+    def crop(lm: np.ndarray) -> np.ndarray:
+        x = align_face(to_tensor(img), lm, 80)[0].permute(1, 2, 0).numpy()
+        return (x * 255).round().astype(np.uint8)
+
+    aligned = crop(face.landmarks)
+    res = restore(aligned, model="bicubic", device="cpu", aligned=True)
+    err = res.faces[0].face.extra["framing_error"]
+    assert (
+        not res.notes and res.faces[0].status == "restored" and err is not None and err <= MAX_ALIGNED_ERROR
+    )
+    assert res.image.shape == (128, 128, 3)
+    assert restore(aligned, model="bicubic", device="cpu", aligned=True, upscale=2).image.shape == (
+        160,
+        160,
+        3,
+    )
+    shifted = crop(face.landmarks + np.array([0.12 * native_frame(face.landmarks), 0.0]))
+    res = restore(shifted, model="bicubic", device="cpu", aligned=True, upscale=1)
+    assert res.notes and res.notes[0].startswith("crop is not template-framed"), res.notes
+    assert "restored as a photo" in res.notes[0] and res.image.shape == (80, 80, 3) and res.faces

@@ -60,6 +60,15 @@ DEFAULT_UPSCALE = 2
 #: (0-1) from the input outside the lower face (where a mask may have been removed) is above
 #: this is not pasted (benchmarks/restore_checks.py, docs/restore.md).
 MAX_DISAGREEMENT = 0.08
+#: Do no harm, lower face: a restored face whose lower face (the mask box), reduced back to its
+#: input frame, is brighter than the input's by more than this (mean BT.601 luma, 0-1) is not
+#: pasted either. Why: the models paint a skin-coloured patch wherever their denoiser sees a mask,
+#: and in crowds that is also the hair of the head in front, which the check above leaves out with
+#: the mask box (the pink patches of docs/img/restore_before_after.png). On 180 hand-checked real
+#: faces (benchmarks/restore_harm.py, docs/restore.md): faces with no patch, light masks removed
+#: included, -0.27 to +0.03; skin painted over hair, a head or a chin +0.07 to +0.37. The cost: a
+#: dark mask is kept too (+0.08 to +0.35; the models turn most of them into pink blobs).
+MAX_LOWER_BRIGHTENING = 0.06
 #: Faces aligned and restored at a time (per model): the batch tensors of a photo with thousands of
 #: faces stay a few MB (the memory budget, docs/reliability.md).
 FACE_CHUNK = 64
@@ -86,6 +95,7 @@ class FaceResult:
     mask_score: float | None = None
     native: float = 0.0  # side of the face's 128 template frame in the input photo (px)
     disagreement: float | None = None
+    brightening: float | None = None  # lower face, output minus input (mean luma, 0-1)
 
     @property
     def status(self) -> str:
@@ -105,6 +115,8 @@ class FaceResult:
             out["mask_score"] = round(self.mask_score, 3)
         if self.disagreement is not None:
             out["disagreement"] = round(self.disagreement, 4)
+        if self.brightening is not None:
+            out["lower_brightening"] = round(self.brightening, 4)
         return out
 
 
@@ -317,7 +329,7 @@ def _disagreement(sr: torch.Tensor, lr: torch.Tensor, masked: list[bool | None])
     from facesr.restoration.pipeline import gaussian_blur
 
     s = lr.shape[-1]
-    down = F.interpolate(sr, size=(s, s), mode="bicubic", align_corners=False, antialias=True).clamp(0, 1)
+    down = _reduced(sr, s)
     err = (gaussian_blur(down, 1.0) - gaussian_blur(lr, 1.0)).abs().mean(1)  # N x s x s
     y0, y1, x0, x1 = maskmod.lower_face_box(s)
     keep = torch.zeros_like(err, dtype=torch.bool)
@@ -328,9 +340,24 @@ def _disagreement(sr: torch.Tensor, lr: torch.Tensor, masked: list[bool | None])
     return (err * keep).sum((1, 2)) / keep.sum((1, 2))
 
 
+def _reduced(sr: torch.Tensor, size: int) -> torch.Tensor:
+    """The restored faces reduced back to the input frame (antialiased bicubic, as the models' training)."""
+    down = F.interpolate(sr, size=(size, size), mode="bicubic", align_corners=False, antialias=True)
+    return down.clamp(0, 1)
+
+
+def _luma(x: torch.Tensor) -> torch.Tensor:
+    return (x * torch.tensor([0.299, 0.587, 0.114], device=x.device).view(1, 3, 1, 1)).sum(1, keepdim=True)
+
+
+def _lower_brightening(sr: torch.Tensor, lr: torch.Tensor) -> torch.Tensor:
+    """How much brighter the restored lower face (the mask box) is than the input's: mean luma, 0-1, per face."""
+    y0, y1, x0, x1 = maskmod.lower_face_box(lr.shape[-1])
+    return (_luma(_reduced(sr, lr.shape[-1])) - _luma(lr))[:, 0, y0:y1, x0:x1].mean((1, 2))
+
+
 def _gray_tensor(x: torch.Tensor) -> torch.Tensor:
-    y = (x * torch.tensor([0.299, 0.587, 0.114], device=x.device).view(1, 3, 1, 1)).sum(1, keepdim=True)
-    return y.expand_as(x).contiguous()
+    return _luma(x).expand_as(x).contiguous()
 
 
 def _detect_masks(results: list[FaceResult], photo: np.ndarray, device: torch.device) -> float:
@@ -396,8 +423,10 @@ def _restore_chunk(
         torch.cuda.synchronize()
     timings["restore"] = timings.get("restore", 0.0) + time.perf_counter() - tr
     errs = _disagreement(sr, lr, [r.mask for r in members]).tolist()
+    brighter = _lower_brightening(sr, lr).tolist()
     for i, r in enumerate(members):
         r.model, r.scale, r.disagreement = net.name, net.scale, float(errs[i])
+        r.brightening = float(brighter[i])
         sr_u8 = _to_uint8(sr[i])
         if keep_faces:
             r.lr, r.sr = _to_uint8(lr[i]), sr_u8
@@ -406,6 +435,12 @@ def _restore_chunk(
             r.face.reason = (
                 f"restoration disagrees with its input (mean difference {errs[i]:.3f} > "
                 f"{MAX_DISAGREEMENT} outside the mask); background kept"
+            )
+        elif brighter[i] > MAX_LOWER_BRIGHTENING:
+            r.face.status = "kept"
+            r.face.reason = (
+                f"restoration paints the lower face brighter than its input (mean luma +{brighter[i]:.3f} > "
+                f"{MAX_LOWER_BRIGHTENING}: skin over hair, another head or a dark mask); background kept"
             )
         else:
             r.face.status = "restored"
@@ -675,7 +710,8 @@ def _restore_aligned(
         lr_m = F.interpolate(
             photo, size=(net_m.lr_size,) * 2, mode="bicubic", align_corners=False, antialias=True
         )
-        fr.mask_score = float(maskmod.mask_scores(maskmod.noise_map(net_m, lr_m.clamp(0, 1)))[0])
+        # the score THRESHOLD is measured for (photo faces too), not the noise-map ratio (no mask signal)
+        fr.mask_score = float(maskmod.face_scores(net_m, lr_m.clamp(0, 1))[0])
         fr.mask = fr.mask_score > maskmod.THRESHOLD
     if size is None:
         n = 1 if upscale is None else _check_upscale(upscale, arr.shape, max_output_pixels or max_pixels)[0]
