@@ -373,3 +373,49 @@ def test_residual_cab_adds_its_input_only_where_shapes_match() -> None:
         same.conv.bias.fill_(-1.0)  # ReLU(-1) = 0: the block adds nothing, the skip keeps the input
     assert torch.equal(same(x), x)
     assert wider(torch.rand(1, 6, 5, 5)).shape == (1, 8, 5, 5)
+
+
+@pytest.mark.slow
+def test_export_checkpoint_writes_the_ema_weights_with_the_loop_totals(
+    prepared: Path, tmp_path: Path
+) -> None:
+    """``scripts/export_checkpoint.py``: the checkpoint's EMA generator as a zoo file whose totals are the
+    loop's own at the same step, and which a new run can warm-start from (the session-5 layout)."""
+    import subprocess
+    import sys
+
+    from facesr.train.loop import load_checkpoint, train
+    from facesr.zoo import load_model
+
+    layout = "model.overrides={unet_up: bilinear, prior_channels: 4, cab_residual: true}"
+    run = train(_fast_cfg(prepared, tmp_path / "a", layout, "recipe.adversarial=false"))
+    out = tmp_path / "exported.safetensors"
+    script = Path(__file__).resolve().parents[1] / "scripts" / "export_checkpoint.py"
+    done = subprocess.run(
+        [sys.executable, str(script), str(run), "-o", str(out)], capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    mine, loops = _totals(out), _totals(run / "weights.safetensors")
+    for key in ("steps", "faces_seen", "runs", "gpu_hours"):
+        assert mine[key] == loops[key], key
+    # the loop's export also counts the wall time after its last checkpoint (validation, preview)
+    assert 0 < mine["cpu_hours"] <= loops["cpu_hours"]
+    ema = load_checkpoint(run / "ckpt" / "last.pt")["ema"]
+    net = load_model(out).net
+    for k, v in net.state_dict().items():
+        torch.testing.assert_close(v.float(), ema[k].half().float())
+    again = subprocess.run(
+        [sys.executable, str(script), str(run), "-o", str(out)], capture_output=True, text=True
+    )
+    assert again.returncode != 0 and "exists" in again.stderr
+    second = train(
+        _fast_cfg(
+            prepared,
+            tmp_path / "b",
+            layout,
+            "recipe.adversarial=false",
+            f"model.init_from={out}",
+            "run.steps=1",
+        )
+    )
+    assert _totals(second / "weights.safetensors")["runs"] == 2
