@@ -5,8 +5,10 @@ Ray started on this machine (``--local-cpus``), inside a network namespace with 
 (``unshare --net``; needs root), the bundled sample photos copied ``--copies`` times.
 Throughput is measured from the manifest's ``finished`` stamps (first to last photo), so Ray's
 start-up is reported apart; per-stage seconds are the means of the manifest's ``timings_s``.
+Needs root and iproute2 (``ip``).
 
     python benchmarks/batch_scale.py --copies 6 --json-out /tmp/batch_scale.json
+    python benchmarks/batch_scale.py --copies 1 --photos 2      # a smoke run: does it work at all
 """
 
 from __future__ import annotations
@@ -76,6 +78,7 @@ def _cpu_model() -> str:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--copies", type=int, default=6, help="copies of each bundled sample photo")
+    ap.add_argument("--photos", type=int, default=None, help="use only the first N photos (a smoke run)")
     ap.add_argument("--cpus", type=int, default=2)
     ap.add_argument("--json-out", type=Path, default=None)
     ap.add_argument("restore_opts", nargs="*", default=["--model", "bicubic", "--device", "cpu"])
@@ -87,9 +90,9 @@ def main() -> int:
     try:
         inputs = work / "in"
         inputs.mkdir()
-        for i in range(args.copies):
-            for f in sorted(SAMPLES.glob("*.jpg")):
-                shutil.copy(f, inputs / f"{f.stem}_{i}{f.suffix}")
+        photos = [(i, f) for i in range(args.copies) for f in sorted(SAMPLES.glob("*.jpg"))]
+        for i, f in photos[: args.photos]:
+            shutil.copy(f, inputs / f"{f.stem}_{i}{f.suffix}")
         runs = [_run(inputs, work / f"out{w}", w, args.cpus, args.restore_opts) for w in (1, 2)]
     finally:
         shutil.rmtree(work, ignore_errors=True)
