@@ -221,3 +221,20 @@ def test_hr_embedding_cache_roundtrip(tmp_path: Path) -> None:
     back = _load_hr_cache(path, 12)
     assert back is not None and torch.equal(back[rows], emb)
     assert _load_hr_cache(path, 13) is None  # wrong size: ignored, recomputed
+
+
+def test_result_file_rounds_only_the_per_image_values() -> None:
+    """Per-image floats are written to PER_IMAGE_DIGITS significant digits; the means are not touched,
+    and re-serialising a written file changes nothing (scripts/reserialise_results.py relies on it)."""
+    from facesr.eval.results import FORMAT, PER_IMAGE_DIGITS, dumps_result
+
+    doc = {
+        "format": FORMAT,
+        "metrics": {"psnr": 21.226096967269914},
+        "per_image": [{"id": "00000", "psnr": 21.226096967269914, "ssim": 0.0123456789, "n": 3, "x": None}],
+    }
+    text = dumps_result(doc)
+    back = json.loads(text)
+    assert PER_IMAGE_DIGITS == 6 and back["metrics"] == doc["metrics"]
+    assert back["per_image"] == [{"id": "00000", "psnr": 21.2261, "ssim": 0.0123457, "n": 3, "x": None}]
+    assert '\n  {"id":"00000","psnr":21.2261,' in text and dumps_result(back) == text

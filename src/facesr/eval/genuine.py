@@ -365,7 +365,7 @@ class GenuineBench:
                 metrics["frd_masked_ref"] = create_metric("frd")(e_out, self.masked_emb)
             metrics["identity_vs_bicubic_input"] = float(ident.mean())
             per = [
-                {"id": i, "identity_vs_bicubic_input": round(float(v), 6)}
+                {"id": i, "identity_vs_bicubic_input": float(v)}
                 for i, v in zip(ids, ident.tolist(), strict=True)
             ]
             extra = {
@@ -388,7 +388,7 @@ class GenuineBench:
             metrics = {"psnr": float(psnr.mean()), "ssim": float(ssim.mean())}
             prefix = "utk"
             per = [
-                {"id": f"{prefix}{k:05d}", "psnr": round(float(a), 6), "ssim": round(float(b), 6)}
+                {"id": f"{prefix}{k:05d}", "psnr": float(a), "ssim": float(b)}
                 for k, (a, b) in enumerate(zip(psnr.tolist(), ssim.tolist(), strict=True))
             ]
             extra = {}

@@ -90,11 +90,27 @@ def markdown_table(results: list[dict[str, Any]]) -> str:
     return format_rows(results)
 
 
+#: Significant digits of the per-image values written to a result file (``format(x, ".6g")``): 1e-4 dB of
+#: a 10-99 dB PSNR, 1e-6 of an SSIM or identity cosine in [0.1, 1). The runners compute the means in
+#: ``metrics`` from the unrounded values; only the file's ``per_image`` records are rounded.
+PER_IMAGE_DIGITS = 6
+
+
+def _per_image_value(v: Any) -> Any:
+    """A per-image value as written: a float to :data:`PER_IMAGE_DIGITS` significant digits, else as is."""
+    return float(format(v, f".{PER_IMAGE_DIGITS}g")) if isinstance(v, float) else v
+
+
 def dumps_result(doc: dict[str, Any]) -> str:
-    """JSON text of a result: indented, except one line per face in ``per_image`` (keeps files small)."""
+    """JSON text of a result: indented, except one compact line per face in ``per_image`` (keeps files
+    small), whose floats are rounded to :data:`PER_IMAGE_DIGITS` significant digits."""
     rest = {k: v for k, v in doc.items() if k != "per_image"}
     head = json.dumps(rest, indent=1, allow_nan=False)[:-2]  # drop the closing "\n}"
-    rows = ",\n".join("  " + json.dumps(r, allow_nan=False) for r in doc.get("per_image", []))
+    rows = ",\n".join(
+        "  "
+        + json.dumps({k: _per_image_value(v) for k, v in r.items()}, separators=(",", ":"), allow_nan=False)
+        for r in doc.get("per_image", [])
+    )
     return f'{head},\n "per_image": [\n{rows}\n ]\n}}\n'
 
 

@@ -244,7 +244,7 @@ def score_outputs(
     for k, row in enumerate(rows.tolist()):
         rec: dict[str, Any] = {"id": evalset.ids[row]}
         for name, v in values.items():
-            rec[name] = round(float(v[k]), 6)
+            rec[name] = float(v[k])  # rounded when written (results.PER_IMAGE_DIGITS)
         per_image.append(rec)
     per_image.sort(key=lambda r: r["id"])
     used = {n: INFOS[n].definition for n in (*values, *(["frd"] if "frd" in metrics else []))}
