@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from facesr.errors import FacesrError, ModelError
 from facesr.geometry import template
 from facesr.io import MAX_PIXELS, as_rgb_array
+from facesr.pixels import quantise
 from facesr.restoration import mask as maskmod
 from facesr.restoration.background import BICUBIC, BackgroundUpsampler, network_factor, resize
 from facesr.restoration.detect import DETECT_MAX_PIXELS, DetectOptions, Face, detect_faces, detection_scale
@@ -427,9 +428,9 @@ def _restore_chunk(
     for i, r in enumerate(members):
         r.model, r.scale, r.disagreement = net.name, net.scale, float(errs[i])
         r.brightening = float(brighter[i])
-        sr_u8 = _to_uint8(sr[i])
+        sr_u8 = quantise(sr[i : i + 1])[0]
         if keep_faces:
-            r.lr, r.sr = _to_uint8(lr[i]), sr_u8
+            r.lr, r.sr = quantise(lr[i : i + 1])[0], sr_u8
         if errs[i] > MAX_DISAGREEMENT:
             r.face.status = "kept"
             r.face.reason = (
@@ -603,10 +604,6 @@ def _bounded_size(w: int, h: int, pixels: int) -> tuple[int, int]:
     return max(1, int(w * f)), max(1, int(h * f))
 
 
-def _to_uint8(x: torch.Tensor) -> np.ndarray:
-    return (x.detach().float().clamp(0, 1) * 255.0).round().byte().permute(1, 2, 0).cpu().numpy()
-
-
 def _framing_error(arr: np.ndarray, device: torch.device, detect: DetectOptions | None) -> float | None:
     """RMS distance (eye distances) of the crop's detected landmarks from the template; None: no face."""
     opts = detect or DetectOptions()
@@ -748,7 +745,7 @@ def _restore_aligned(
         sr = _gray_tensor(sr)
     timings["restore"] = time.perf_counter() - t
     face.status = "restored"
-    fr.model, fr.scale, fr.lr, fr.sr = net.name, net.scale, _to_uint8(lr[0]), _to_uint8(sr[0])
+    fr.model, fr.scale, fr.lr, fr.sr = net.name, net.scale, quantise(lr[:1])[0], quantise(sr[:1])[0]
     out = fr.sr
     n = 0
     if upscale is not None:

@@ -20,6 +20,8 @@ import numpy as np
 import torch
 from PIL import Image
 
+from facesr.pixels import quantise
+
 BICUBIC = "bicubic"
 TILE = 256
 OVERLAP = 16
@@ -88,7 +90,7 @@ class BackgroundUpsampler:
                 res = self.net(inp)
                 if isinstance(res, dict):
                     res = res.get("sr", next(iter(res.values())))
-                res = (res.float().clamp(0, 1)[0] * 255.0).round().byte().permute(1, 2, 0).cpu().numpy()
+                res = quantise(res)[0]
                 if n != f:
                     res = resize(res, (x1 - x0) * n, (y1 - y0) * n)
                 ty, tx = min(t, h - y), min(t, w - x)
