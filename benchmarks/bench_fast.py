@@ -53,7 +53,10 @@ def train_rows(prepared: object, steps: int, warmup: int, batch: int) -> list[di
                 warmup=warmup,
                 prepared=prepared,
                 data_root=None,
-                extra_overrides=["run.device=cpu", *extra],
+                # the full joint step: a config's denoiser-only warm-up (recipe.warmup_steps, 500 in
+                # jdsr_fast_x4 since session 5, 150 in the lite CPU config) has no SR loss, so timing
+                # its first steps would time the warm-up, not the training step
+                extra_overrides=["run.device=cpu", "recipe.warmup_steps=0", *extra],
                 profile=False,
             )
             rows.append({"candidate": label, "lever": lever, "images_per_s": round(res.images_per_s, 2)})
