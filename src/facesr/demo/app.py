@@ -470,8 +470,9 @@ def launch(
     """Build and serve the demo until interrupted (no public share link, ever).
 
     Uploads go to a private temporary folder (``GRADIO_TEMP_DIR``) and results to another; both are
-    removed when the server stops, on Ctrl+C (SIGINT) and on SIGTERM alike: SIGTERM is turned into
-    the same KeyboardInterrupt that Gradio's serving loop already handles. Unless ``quiet``, one
+    removed when the server stops, on Ctrl+C (SIGINT) and on SIGTERM alike: both are turned into the
+    KeyboardInterrupt that Gradio's serving loop already handles (SIGINT explicitly, as a background
+    process inherits it ignored). Unless ``quiet``, one
     line on stderr says where the page is (Gradio's own start-up lines are silenced).
     """
     import signal
@@ -485,13 +486,17 @@ def launch(
         device=device, limits=limits, default_model=default_model, default_upscale=default_upscale
     )
     folders = (uploads, app.facesr_state.out_dir)
-    previous = None
+    previous: dict[int, Any] = {}
     if threading.current_thread() is threading.main_thread():
 
         def _stop(signum: int, frame: object) -> None:
             raise KeyboardInterrupt
 
-        previous = signal.signal(signal.SIGTERM, _stop)
+        # SIGINT too: a process started in the background by a shell (``facesr demo &``, nohup, a CI
+        # runner) inherits SIGINT as *ignored*, and then ``kill -INT`` left the server running for good
+        # (the signal test hung in a CI run started that way). The demo says Ctrl+C stops it; it does.
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            previous[sig] = signal.signal(sig, _stop)
     if not quiet:
         print(
             f"facesr demo: http://{host}:{port} (no public link: --share never; Ctrl+C to stop)",
@@ -524,8 +529,8 @@ def launch(
             reason = f"the server at http://{host}:{port} did not answer Gradio's start-up check in time"
         raise FacesrError(f"the demo could not start: {reason}") from None
     finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
         with contextlib.suppress(Exception):
             app.close()
         for folder in folders:
