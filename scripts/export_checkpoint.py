@@ -17,6 +17,7 @@ from pathlib import Path
 
 import torch
 
+from facesr.config import safe_load_yaml
 from facesr.train.config import config_from_dict
 from facesr.train.loop import _totals, load_checkpoint
 from facesr.zoo import build_arch, save_weights
@@ -31,10 +32,9 @@ def main() -> None:
     if args.out.exists():
         raise SystemExit(f"export_checkpoint: {args.out} exists; not replacing a file this run did not write")
     state = load_checkpoint(args.run_dir / "ckpt" / args.ckpt)
-    from facesr.config import safe_load_yaml
-
     cfg = config_from_dict(safe_load_yaml(state["config_yaml"]), source=str(args.run_dir))
     m = cfg.model
+    # as facesr.train.recipes.jdsr.Recipe.arch_args builds the joint generator (the JDSR family: output "sr")
     arch_args = {"size": m.size, "scale": cfg.data.scale, **m.overrides}
     net = build_arch(m.arch, arch_args)
     net.load_state_dict(state["ema"])

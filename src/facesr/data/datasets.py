@@ -35,7 +35,8 @@ class MaskedFaceBatcher:
     Keys: ``lr_masked`` [B,3,h,w] (the model input: masked with p ``p_mask``, then degraded by
     ``degradation``, by default clean bicubic), ``lr_clean`` [B,3,h,w], ``hr`` [B,3,128,128],
     ``hr_masked``, ``occlusion`` [B,1,128,128] (zero for the faces left unmasked), ``mask_region``
-    [B,1,128,128] (the mask's coverage drawn for every face, worn or not), ``heatmaps`` [B,68,64,64], ``parsing`` [B,11,64,64],
+    [B,1,128,128] (the mask's coverage drawn for every face, worn or not), ``heatmaps``
+    [B,68,64,64], ``parsing`` [B,11,64,64],
     plus ``landmarks`` [B,68,2] (128 frame) and ``index`` [B] (rows of the prepared set).
     """
 

@@ -125,9 +125,8 @@ class JDSRLoss(nn.Module):
         # it taught the session-5 x8 denoiser that a dark lower face is a mask (beards erased, real photos)
         region = batch.get("mask_region", batch.get("occlusion"))
         if region is not None:
-            occ = region
-            add("dn_mask_pixel", w.dn_mask_pixel, lambda: masked_l1(den, y_lr, occ))
-            add("sr_mask_pixel", w.sr_mask_pixel, lambda: masked_l1(sr, y_hr, occ))
+            add("dn_mask_pixel", w.dn_mask_pixel, lambda: masked_l1(den, y_lr, region))
+            add("sr_mask_pixel", w.sr_mask_pixel, lambda: masked_l1(sr, y_hr, region))
         if self.features is not None and (w.dn_perceptual > 0 or w.dn_style > 0):
             f_den = self.features(den)
             with torch.no_grad():

@@ -61,11 +61,13 @@ def add_face_prior(own: dict[str, torch.Tensor], state: dict[str, torch.Tensor])
     return out
 
 
-def _load_state(net: nn.Module, state: dict[str, torch.Tensor], path: str, what: str) -> None:
+def _load_state(
+    net: nn.Module, state: dict[str, torch.Tensor], path: str, what: str, strict: bool = True
+) -> None:
     own = net.state_dict()
     state = {k: v.to(own[k].dtype) if k in own else v for k, v in state.items()}
     try:
-        net.load_state_dict(state, strict=True)
+        net.load_state_dict(state, strict=strict)
     except RuntimeError as exc:
         first = str(exc).strip().splitlines()[0]
         raise ConfigError(f"{what}: {path} does not fit the network ({first})") from None
@@ -93,13 +95,8 @@ def warm_start(net: nn.Module, source: str, arch: str, only: list[str] | None = 
     if meta.get("facesr.arch") not in (arch, None):
         raise ConfigError(f"model.init_from: {source} is a {meta.get('facesr.arch')!r} model, not {arch!r}")
     state = _adapt_layout(net, state)
-    if only:
-        state = _restrict(net, state, only, source)
-        try:
-            net.load_state_dict(state, strict=False)
-        except RuntimeError as exc:
-            first = str(exc).strip().splitlines()[0]
-            raise ConfigError(f"model.init_from: {source} does not fit the network ({first})") from None
+    if only:  # the named part only, every tensor of it checked by _restrict; the rest stays fresh
+        _load_state(net, _restrict(net, state, only, source), source, "model.init_from", strict=False)
         return
     _load_state(net, state, source, "model.init_from")
 
@@ -119,7 +116,7 @@ def _restrict(
     missing = sorted(wanted - set(state))
     if missing:
         raise ConfigError(f"model.init_only: {source} lacks {len(missing)} tensor(s), e.g. {missing[0]!r}")
-    return {k: state[k].to(own[k].dtype) for k in wanted}
+    return {k: state[k] for k in wanted}
 
 
 def prior_totals(cfg: TrainConfig) -> dict[str, float]:
