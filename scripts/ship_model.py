@@ -25,7 +25,7 @@ SCORE_KEYS = ("psnr", "ssim", "psnr_y", "ssim_y", "identity", "frd")
 
 
 def _scores_table(result_files: list[Path]) -> tuple[str, dict[str, dict[str, float]]]:
-    """Markdown table + compact dict of the mean metrics in each ``facesr-eval/1`` result file."""
+    """Markdown table + compact dict of the mean metrics in each ``facesr-eval/2`` result file."""
     lines = [
         "| benchmark | input | faces | PSNR dB | SSIM | PSNR-Y dB | SSIM-Y | identity cos | FRD | result file |",
         "|---|---|---|---|---|---|---|---|---|---|",

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from facesr.data.genuine import GenuineSet
+from facesr.eval.results import read_result
 from facesr.nets.cr import build_cr, make_gs
 from facesr.nets.fast import FastSRModule
 from facesr.nets.rlfn import pretrained_path
@@ -137,7 +138,7 @@ def test_genuine_lr_val_benchmark_uses_val_faces_and_train_reference(tmp_path: P
         face_id=_StubFaceID(),
         masked_ref=False,
     )
-    doc = json.loads((out / "genuine-lr-val__bicubic-x4.json").read_text())
+    doc = read_result(out / "genuine-lr-val__bicubic-x4.json")
     assert doc["protocol"]["split"] == "val" and doc["protocol"]["n_faces"] == len(gset.indices("val"))
     assert "TRAIN faces" in doc["protocol"]["target"] and len(doc["frd_bootstrap"]["values"]) == 1000
     ids = {p["id"].split("#")[0] for p in doc["per_image"]}

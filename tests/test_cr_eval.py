@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from facesr.eval.genuine import bicubic64, restore64, run_genuine_eval
+from facesr.eval.results import read_result
 from facesr.nets.cr import build_cr
 from facesr.zoo import save_weights
 
@@ -62,12 +63,12 @@ def test_run_writes_results_strips_and_report(sets: tuple[Path, Path], tmp_path:
         face_id=_StubFaceID(),
         masked_ref=False,
     )
-    docs = {p.name: json.loads(p.read_text()) for p in out.glob("*.json")}
+    docs = {p.name: read_result(p) for p in out.glob("*.json")}
     assert set(docs) == {
         f"{b}__{m}.json" for b in ("genuine-lr", "utk-art-x4") for m in ("bicubic-x4", "sr-only", "cr")
     }
     g = docs["genuine-lr__bicubic-x4.json"]
-    assert g["format"] == "facesr-eval/1" and g["protocol"]["n_faces"] == 6
+    assert g["format"] == "facesr-eval/2" and g["protocol"]["n_faces"] == 6
     assert len(g["per_image"]) == 6 and "identity_vs_bicubic_input" in g["per_image"][0]
     # bicubic's output IS the bicubic-upsampled input: identity vs input must be 1
     assert g["metrics"]["identity_vs_bicubic_input"] == pytest.approx(1.0, abs=1e-5)

@@ -65,7 +65,7 @@ def test_evaluate_bicubic_and_images_folder_agree(tmp_path: Path) -> None:
         face_id=FakeFaceID(),
         progress=False,
     )
-    assert res["format"] == "facesr-eval/1" and len(res["per_image"]) == 12
+    assert res["format"] == "facesr-eval/2" and len(res["per_image"]) == 12
     assert res["protocol"]["complete"] and res["protocol"]["crop"].startswith("none")
     assert set(res["metrics"]) == {"psnr", "ssim", "psnr_y", "ssim_y", "identity", "frd"}
     assert res["metrics"]["psnr"] == pytest.approx(np.mean([r["psnr"] for r in res["per_image"]]), abs=1e-5)
@@ -224,17 +224,26 @@ def test_hr_embedding_cache_roundtrip(tmp_path: Path) -> None:
 
 
 def test_result_file_rounds_only_the_per_image_values() -> None:
-    """Per-image floats are written to PER_IMAGE_DIGITS significant digits; the means are not touched,
-    and re-serialising a written file changes nothing (scripts/reserialise_results.py relies on it)."""
-    from facesr.eval.results import FORMAT, PER_IMAGE_DIGITS, dumps_result
+    """Per-image floats are written column-wise to PER_IMAGE_DIGITS significant digits; the means are not
+    touched, reading gives the records back, and re-serialising a written file changes nothing
+    (scripts/reserialise_results.py relies on it)."""
+    from facesr.eval.results import FORMAT, PER_IMAGE_DIGITS, dumps_result, loads_result
 
     doc = {
         "format": FORMAT,
         "metrics": {"psnr": 21.226096967269914},
-        "per_image": [{"id": "00000", "psnr": 21.226096967269914, "ssim": 0.0123456789, "n": 3, "x": None}],
+        "per_image": [
+            {"id": "00000", "psnr": 21.226096967269914, "ssim": 0.0123456789, "n": 3, "x": None},
+            {"id": "00001", "psnr": 30.0, "ssim": 0.5, "n": 4, "x": None},
+        ],
     }
     text = dumps_result(doc)
-    back = json.loads(text)
+    back = loads_result(text)
     assert PER_IMAGE_DIGITS == 6 and back["metrics"] == doc["metrics"]
-    assert back["per_image"] == [{"id": "00000", "psnr": 21.2261, "ssim": 0.0123457, "n": 3, "x": None}]
-    assert '\n  {"id":"00000","psnr":21.2261,' in text and dumps_result(back) == text
+    assert back["per_image"] == [
+        {"id": "00000", "psnr": 21.2261, "ssim": 0.0123457, "n": 3, "x": None},
+        {"id": "00001", "psnr": 30.0, "ssim": 0.5, "n": 4, "x": None},
+    ]
+    assert '\n  "psnr": [21.2261,30.0],\n' in text
+    assert json.loads(text)["per_image"]["id"] == ["00000", "00001"]
+    assert dumps_result(back) == text

@@ -1,7 +1,7 @@
 """Score the general-SR peers on a frozen benchmark with facesr's own evaluation code.
 
 Two ways in, one way out (:func:`facesr.eval.runner.evaluate` + ``write_result``, format
-``facesr-eval/1``, into the committed ``results/`` folder that ``facesr report`` reads):
+``facesr-eval/2``, into the committed ``results/`` folder that ``facesr report`` reads):
 
 * ``model``: a converted peer that runs in this process (UpscalerJS ESRGAN-thick, our PyTorch port
   of the shipped TF.js model), exactly as ``facesr eval --model`` would run it;

@@ -1,6 +1,6 @@
 """Print the peer tables of docs/peers.md from the result files (nothing typed by hand).
 
-Reads every ``facesr-eval/1`` JSON of ``results/`` whose model is a peer, plus the bicubic rows of
+Reads every ``facesr-eval/2`` JSON of ``results/`` whose model is a peer, plus the bicubic rows of
 the same benchmarks for reference, and ``results/peers/parity_esrgan_thick.json``; prints Markdown.
 Usage: ``python benchmarks/peers/summarize.py [--results results]``.
 """
@@ -13,6 +13,8 @@ import math
 import sys
 from pathlib import Path
 from typing import Any
+
+from facesr.eval.results import FORMAT, read_result
 
 
 def _f(v: Any, fmt: str) -> str:
@@ -90,9 +92,10 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     docs = []
     for p in sorted(args.results.glob("*.json")):
-        doc = json.loads(p.read_text(encoding="utf-8"))
-        if doc.get("format") != "facesr-eval/1" or not doc["protocol"]["benchmark"].startswith("utk-mask"):
+        raw = json.loads(p.read_text(encoding="utf-8"))
+        if raw.get("format") != FORMAT or not raw["protocol"]["benchmark"].startswith("utk-mask"):
             continue
+        doc = read_result(p)
         if doc["model"].get("kind") == "peer" or doc["model"]["name"].startswith("bicubic"):
             docs.append(doc)
     if not docs:

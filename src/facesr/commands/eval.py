@@ -172,7 +172,7 @@ def eval_cmd(
     type=click.Path(file_okay=False),
     default="results",
     show_default=True,
-    help="Folder of facesr-eval/1 JSON files.",
+    help="Folder of facesr-eval/2 JSON files.",
 )
 @click.option("--out", default="RESULTS.md", show_default=True, type=click.Path(dir_okay=False))
 @click.option(

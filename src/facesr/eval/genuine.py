@@ -25,7 +25,7 @@ resampled), and the replicate values are stored (``frd_bootstrap``) with a fixed
 
 Entry points: ``facesr eval --benchmark genuine-lr|utk-art-x4 --model M --name NAME`` (one method,
 one benchmark) and ``facesr genuine eval --method NAME=M ...`` (several methods, both benchmarks,
-reference embeddings computed once). Both write ``facesr-eval/1`` JSON files named like every other
+reference embeddings computed once). Both write ``facesr-eval/2`` JSON files named like every other
 benchmark's (:mod:`facesr.eval.results`) plus, for genuine-lr, sample strips from which
 ``facesr report`` builds the grid of genuine inputs and each method's output.
 """
@@ -208,7 +208,7 @@ def masked_reference(
 
 
 BENCHMARKS = CR_BENCHMARKS
-#: Bootstrap over faces for FRD (``facesr-eval/1`` key ``frd_bootstrap``): replicates and seed. The same
+#: Bootstrap over faces for FRD (``facesr-eval/2`` key ``frd_bootstrap``): replicates and seed. The same
 #: seed and set sizes give the same resampled indices for every method, so the replicate values of two
 #: result files form a *paired* bootstrap of their difference (used by ``facesr report``).
 BOOTSTRAP = 1000
@@ -470,7 +470,7 @@ def evaluate_model(
     model: dict[str, Any],
     command: str | None = None,
 ) -> dict[str, Any]:
-    """A full ``facesr-eval/1`` document (plus private ``_strips``) for one method on one CR benchmark.
+    """A full ``facesr-eval/2`` document (plus private ``_strips``) for one method on one CR benchmark.
 
     The document and the files come from the same code as every other benchmark's
     (:func:`facesr.eval.results.document`, :func:`facesr.eval.results.write_result`); for genuine-lr the

@@ -9,7 +9,7 @@ and peers (general-purpose SR systems run by ``benchmarks/peers/``) are scored i
 3. every per-image metric of :mod:`facesr.eval.metrics` is computed against the clean HR face,
    plus identity embeddings, FRD over the whole set and (for labelled sets) verification;
 4. the result, with the full protocol and the run's provenance, is written as one JSON file
-   (format ``facesr-eval/1``, documented in ``docs/evaluation.md``) plus a one-table Markdown
+   (format ``facesr-eval/2``, documented in ``docs/evaluation.md``) plus a one-table Markdown
    file, and a strip of fixed sample faces is saved for the comparison grid of ``facesr report``.
 """
 
@@ -366,7 +366,7 @@ def evaluate(
 
     ``model`` describes what is scored: at least ``name``; ``kind`` is ``baseline`` | ``facesr`` |
     ``peer``; a peer adds ``source`` / ``licence`` / ``notes``. The return value is the full
-    ``facesr-eval/1`` document plus the private ``_strips`` of sample faces (written, then dropped, by
+    ``facesr-eval/2`` document plus the private ``_strips`` of sample faces (written, then dropped, by
     :func:`facesr.eval.results.write_result`).
     """
     if (restorer is None) == (images is None):
@@ -426,15 +426,15 @@ def evaluate(
 
 def sample_strips(evalset: EvalSet, samples: dict[int, np.ndarray], input_kind: str) -> dict[str, np.ndarray]:
     """The grid's strips (see :func:`facesr.eval.results.write_result`): this method's outputs, the
-    inputs enlarged by pixel repetition, the ground truth; none unless every sample face was scored."""
+    inputs enlarged by pixel repetition, the ground truth; none unless every sample face was scored,
+    and none for unmasked input (``facesr report``'s grid shows the masked-input runs only)."""
     rows = evalset.sample_indices()
-    if not samples or not all(r in samples for r in rows):
+    if input_kind != "masked" or not samples or not all(r in samples for r in rows):
         return {}
     strips = {OUTPUTS: np.concatenate([samples[r] for r in rows], axis=0)}
-    lr = evalset.lr if input_kind == "masked" else evalset.lr_clean
-    if lr is not None:
-        up = [np.kron(lr[r], np.ones((evalset.scale, evalset.scale, 1), np.uint8)) for r in rows]
-        strips["input" if input_kind == "masked" else "input_clean"] = np.concatenate(up, axis=0)
+    if evalset.lr is not None:
+        up = [np.kron(evalset.lr[r], np.ones((evalset.scale, evalset.scale, 1), np.uint8)) for r in rows]
+        strips["input"] = np.concatenate(up, axis=0)
     strips["gt"] = np.concatenate([evalset.hr[r] for r in rows], axis=0)
     return strips
 

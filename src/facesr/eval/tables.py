@@ -2,7 +2,7 @@
 
 Shared by the result writer (:mod:`facesr.eval.results`, one small table next to each JSON file), the
 ``facesr eval`` command (the table it prints) and ``facesr report`` (RESULTS.md), so that a number is
-formatted the same way everywhere. Depends on nothing but the document layout (``facesr-eval/1``).
+formatted the same way everywhere. Depends on nothing but the document layout (``facesr-eval/2``).
 """
 
 from __future__ import annotations
