@@ -122,3 +122,52 @@ def test_parity_with_facenet_pytorch_on_the_samples() -> None:
         matched += int((err < 0.1).sum())
         total += len(lm_ref)
     assert matched >= 0.85 * total, (matched, total)
+
+
+@pytest.mark.parametrize("shape", [(1, 10, 264, 301), (1, 10, 13, 14), (2, 4, 12, 12), (1, 3, 1, 5)])
+@pytest.mark.parametrize("channels_last", [True, False])
+def test_pairwise_max_pool_equals_the_pooling_module(shape: tuple[int, ...], channels_last: bool) -> None:
+    """PNet's pooling as two pairwise maxima: the values of ``MaxPool2d(2, 2, ceil_mode=True)``,
+    odd last rows and columns included, in the input's memory format."""
+    from facesr.restoration.mtcnn import max_pool_2x2
+
+    x = torch.randn(shape, generator=torch.Generator().manual_seed(1))
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    got = max_pool_2x2(x)
+    assert torch.equal(got, torch.nn.MaxPool2d(2, 2, ceil_mode=True)(x))
+    assert got.is_contiguous(memory_format=torch.channels_last) == channels_last
+
+
+@pytest.mark.parametrize("size", [(17, 23), (30, 41), (61, 83), (74, 99), (12, 12)])
+def test_pyramid_level_from_the_table_equals_area_interpolation(size: tuple[int, int]) -> None:
+    """Small pyramid levels cut from the int32 summed-area table are bit-identical to
+    ``F.interpolate(mode="area")`` of the uint8 photo (sums exact, the same two divisions)."""
+    from facesr.restoration.mtcnn import _area_resize
+
+    img = torch.from_numpy(np.random.default_rng(5).integers(0, 256, (1, 3, 61, 83), dtype=np.uint8))
+    want = F.interpolate(img.float(), size=size, mode="area")
+    assert torch.equal(_area_resize(_integral(img), *size), want)
+
+
+def test_fast_detector_gives_the_reference_detections() -> None:
+    """Regression for the 2026-12-07 speed work (docs/restore.md, Timings): on the four bundled
+    photos stacked and padded (several PNet strips, small levels from the table), the detector
+    finds what the detector before it found (revision eee947b; the fixture is written by
+    ``python benchmarks/bench_detect.py --write-fixture tests/fixtures/restore/mtcnn_fast_path.json``).
+    Identical on the machine that wrote it; the tolerance allows another CPU's float rounding."""
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    spec = importlib.util.spec_from_file_location("bench_detect", root / "benchmarks" / "bench_detect.py")
+    assert spec and spec.loader
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    ref = json.loads((root / "tests" / "fixtures" / "restore" / "mtcnn_fast_path.json").read_text())
+    det = load_mtcnn().detect(bench.fixture_image(), min_size=ref["min_size"])
+    assert len(det) == len(ref["scores"]) > 20
+    np.testing.assert_allclose(det.boxes, np.asarray(ref["boxes"]), atol=1e-3, rtol=0)
+    np.testing.assert_allclose(det.scores, np.asarray(ref["scores"]), atol=1e-5, rtol=0)
+    np.testing.assert_allclose(det.landmarks, np.asarray(ref["landmarks"]), atol=1e-3, rtol=0)

@@ -49,10 +49,41 @@ class PNet(nn.Module):
         self.conv4_1 = nn.Conv2d(32, 2, kernel_size=1)
         self.conv4_2 = nn.Conv2d(32, 4, kernel_size=1)
 
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """The 32-channel map both heads read (``conv4_1``: face score, ``conv4_2``: box offsets)."""
+        x = max_pool_2x2(self.prelu1(self.conv1(x)))  # = self.pool1(...), faster (see there)
+        return self.prelu3(self.conv3(self.prelu2(self.conv2(x))))
+
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        x = self.pool1(self.prelu1(self.conv1(x)))
-        x = self.prelu3(self.conv3(self.prelu2(self.conv2(x))))
+        x = self.features(x)
         return self.conv4_2(x), torch.softmax(self.conv4_1(x), dim=1)
+
+
+def max_pool_2x2(x: torch.Tensor) -> torch.Tensor:
+    """``nn.MaxPool2d(2, 2, ceil_mode=True)(x)``: the same values, as two pairwise maxima of strided views.
+
+    Why: PNet's pooling runs on its largest map (10 channels at the pyramid level's size), and
+    PyTorch's CPU kernel also computes and writes the argmax indices, which inference never
+    reads: it was a tenth of the detector's time on the 1080p benchmark photo. The pairwise
+    ``torch.maximum`` (rows, then columns, written straight into the output) takes about a sixth
+    of the kernel's time on the first pyramid level of that photo.
+    The maximum of the same two to four numbers is the same number (up to the sign of a zero,
+    which no later sum sees); an odd last row or column is its own window, as in ceil mode.
+    """
+    n, c, h, w = x.shape
+    fmt = (
+        torch.channels_last if x.is_contiguous(memory_format=torch.channels_last) else torch.contiguous_format
+    )
+    eh, ew = h - h % 2, w - w % 2
+    rows = torch.empty((n, c, (h + 1) // 2, w), dtype=x.dtype, device=x.device, memory_format=fmt)
+    torch.maximum(x[:, :, 0:eh:2], x[:, :, 1:eh:2], out=rows[:, :, : eh // 2])
+    if h % 2:
+        rows[:, :, -1].copy_(x[:, :, -1])
+    out = torch.empty((n, c, (h + 1) // 2, (w + 1) // 2), dtype=x.dtype, device=x.device, memory_format=fmt)
+    torch.maximum(rows[..., 0:ew:2], rows[..., 1:ew:2], out=out[..., : ew // 2])
+    if w % 2:
+        out[..., -1].copy_(rows[..., -1])
+    return out
 
 
 class RNet(nn.Module):
@@ -127,8 +158,11 @@ class Detections:
         return len(self.scores)
 
 
-#: Input rows of a pyramid level that PNet sees at a time (even; see MTCNN._pnet_strips).
+#: Input rows of a pyramid level that PNet sees at a time (even; see MTCNN._pnet_candidates).
 PNET_STRIP = 256
+#: Pyramid levels at most this fraction of the photo's side are cut from the summed-area table
+#: instead of ``F.interpolate(mode="area")`` (see :func:`_area_resize`).
+AREA_FROM_TABLE_SCALE = 0.25
 
 
 def nms(
@@ -218,8 +252,12 @@ def _integral(img: torch.Tensor) -> torch.Tensor:
     h, w = img.shape[2], img.shape[3]
     if img.dtype == torch.uint8:
         dt = torch.int32 if 255 * h * w < 2**31 else torch.int64
-        s = torch.zeros(3, h + 1, w + 1, dtype=dt, device=img.device)
-        s[:, 1:, 1:] = img[0].to(dt).cumsum(1, dtype=dt).cumsum(2, dtype=dt)
+        s = torch.empty(3, h + 1, w + 1, dtype=dt, device=img.device)
+        s[:, 0] = 0
+        s[:, 1:, 0] = 0
+        # Converted and summed in place inside the table: the same integers as two cumsums into new
+        # tensors and a copy into a zeroed table, in half the time (three passes fewer).
+        s[:, 1:, 1:].copy_(img[0]).cumsum_(1).cumsum_(2)
         return s
     s = torch.zeros(3, h + 1, w + 1, dtype=torch.float64, device=img.device)
     s[:, 1:, 1:] = img[0].double().cumsum(1).cumsum(2)
@@ -260,6 +298,33 @@ def _crops_of(integral: torch.Tensor, boxes: torch.Tensor, size: int) -> torch.T
 
     total = (at(r1c, c1c) - at(r0c, c1c) - at(r1c, c0c) + at(r0c, c0c)).double()
     return (total / area).permute(1, 0, 2, 3).float()
+
+
+def _bins(n_in: int, n_out: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Start and (exclusive) end of each output's input bin, as adaptive average pooling has them."""
+    i = torch.arange(n_out, device=device)
+    start = torch.div(i * n_in, n_out, rounding_mode="floor")
+    end = torch.div((i + 1) * n_in + n_out - 1, n_out, rounding_mode="floor")
+    return start, end
+
+
+def _area_resize(integral: torch.Tensor, oh: int, ow: int) -> torch.Tensor:
+    """``F.interpolate(image, (oh, ow), mode="area")`` of the image whose summed-area table is given.
+
+    Bit-identical for a uint8 image (``tests/test_restore_mtcnn.py``): each bin's sum is an exact
+    integer from the int32 table, and PyTorch's kernel divides that same float32 sum by the bin
+    height and then by its width, as here. Why: ``F.interpolate`` reads every photo pixel for every
+    pyramid level, so each of the ~9 small levels of a 1080p photo cost as much as reading the whole
+    photo (together about 7 % of the detector's time); from the table a level costs its own pixels
+    only. Not used for the large levels, where the four gathers are slower than the pooling kernel.
+    """
+    r0, r1 = _bins(integral.shape[1] - 1, oh, integral.device)
+    c0, c1 = _bins(integral.shape[2] - 1, ow, integral.device)
+    rows = integral.index_select(1, r1) - integral.index_select(1, r0)
+    sums = (rows.index_select(2, c1) - rows.index_select(2, c0)).float()
+    sums /= (r1 - r0).float()[:, None]
+    sums /= (c1 - c0).float()
+    return sums[None]
 
 
 class MTCNN(nn.Module):
@@ -308,27 +373,50 @@ class MTCNN(nn.Module):
         outs = [net(x[i : i + n]) for i in range(0, len(x), n)]
         return tuple(torch.cat(parts) for parts in zip(*outs, strict=True))
 
-    def _pnet_strips(self, data: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """PNet over one pyramid level, ``PNET_STRIP`` input rows at a time (memory bound).
+    def _pnet_features(self, part: torch.Tensor) -> torch.Tensor:
+        """:meth:`PNet.features` of ``1 x 3 x h x w`` pixel values 0-255 (normalised here)."""
+        # Written straight into a channels-last tensor, then scaled in place: the same values as
+        # ``((part - 127.5) * 0.0078125).contiguous(channels_last)`` with one pass less over the strip.
+        x = torch.empty_like(part, memory_format=torch.channels_last)
+        torch.sub(part, 127.5, out=x)
+        return self.pnet.features(x.mul_(0.0078125))
 
-        PNet is fully convolutional: output row ``i`` reads input rows ``2i .. 2i + 11``, so a strip
-        of ``PNET_STRIP + 10`` rows starting at an even row gives ``PNET_STRIP / 2`` output rows exactly
-        as the whole level does (``reg`` bit-identical, ``prob`` within 1e-9 from the softmax). Why:
-        on the detector's 4 MP copy the first level's activations were ~600 MB at once (issue 17's
-        memory budget); a strip's are ~30 MB.
+    def _pnet_candidates(self, data: torch.Tensor, scale: float) -> torch.Tensor | None:
+        """PNet's candidates on one pyramid level: rows (x1, y1, x2, y2, score, 4 x reg), or None.
+
+        PNet runs ``PNET_STRIP`` input rows at a time (memory bound). It is fully convolutional:
+        output row ``i`` reads input rows ``2i .. 2i + 11``, so a strip of ``PNET_STRIP + 10`` rows
+        starting at an even row gives ``PNET_STRIP / 2`` output rows exactly as the whole level does
+        (``reg`` bit-identical, ``prob`` within 1e-9 from the softmax). Why strips: on the
+        detector's 4 MP copy the first level's activations were ~600 MB at once (issue 17's memory
+        budget); a strip's are ~30 MB. The candidates are taken from each strip's output as it
+        comes: no full-level map is put together, and the box offsets (``conv4_2``) are computed
+        at the candidates only.
         """
         h = data.shape[2]
-        if h <= PNET_STRIP + 10:
-            return self.pnet(((data - 127.5) * 0.0078125).contiguous(memory_format=torch.channels_last))
-        regs, probs = [], []
+        parts = []
         for r0 in range(0, h, PNET_STRIP):
             part = data[:, :, r0 : r0 + PNET_STRIP + 10]
             if part.shape[2] < 12:  # no full 12-row window left (the whole level gives no row here)
                 break
-            reg, prob = self.pnet(((part - 127.5) * 0.0078125).contiguous(memory_format=torch.channels_last))
-            regs.append(reg[:, :, : PNET_STRIP // 2])
-            probs.append(prob[:, :, : PNET_STRIP // 2])
-        return torch.cat(regs, 2), torch.cat(probs, 2)
+            feats = self._pnet_features(part)
+            p = torch.softmax(self.pnet.conv4_1(feats), dim=1)[0, 1, : PNET_STRIP // 2]
+            ys, xs = torch.nonzero(p >= self.thresholds[0], as_tuple=True)
+            if len(ys):
+                # Box offsets only where there is a candidate (a few hundred of ~10^5 positions):
+                # the same 1x1 convolution on the gathered feature vectors.
+                at = feats[0, :, ys, xs].T[:, :, None, None].contiguous(memory_format=torch.channels_last)
+                reg = self.pnet.conv4_2(at)[:, :, 0, 0]
+                parts.append((ys + r0 // 2, xs, p[ys, xs], reg))
+            if h <= PNET_STRIP + 10:  # the first strip was the whole level
+                break
+        if not parts:
+            return None
+        ys, xs, score, reg = (torch.cat(c) for c in zip(*parts, strict=True))
+        grid = torch.stack([xs, ys], 1).to(torch.float32)
+        q1 = ((2 * grid + 1) / scale).floor()
+        q2 = ((2 * grid + 12) / scale).floor()
+        return torch.cat([q1, q2, score[:, None], reg], 1)
 
     def scales(
         self, h: int, w: int, min_size: float | None = None, factor: float | None = None
@@ -353,9 +441,11 @@ class MTCNN(nn.Module):
             raise ValueError(f"expected H x W x 3 image, got shape {image.shape}")
         device = next(self.parameters()).device
         pixels = torch.as_tensor(np.ascontiguousarray(image), device=device).permute(2, 0, 1)[None]
-        # The pyramid is cut from a contiguous NCHW copy: area resampling reads it about twice as
-        # fast as the channels-last view of the H x W x 3 array (same values).
-        img = pixels.to(torch.float32, memory_format=torch.contiguous_format)
+        # The large pyramid levels are cut from a contiguous NCHW copy: area resampling reads it
+        # about twice as fast as the channels-last view of the H x W x 3 array (same values); the
+        # small ones from the summed-area table that the RNet/ONet crops use too (_area_resize).
+        img: torch.Tensor | None = pixels.to(torch.float32, memory_format=torch.contiguous_format)
+        integral: torch.Tensor | None = None  # made at the first small level (memory: not beside img)
         h, w = image.shape[:2]
         empty = Detections(
             np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros((0, 5, 2), np.float32)
@@ -364,18 +454,20 @@ class MTCNN(nn.Module):
         # Stage 1: PNet over the pyramid; NMS per scale, then across scales.
         cands = []
         for scale in self.scales(h, w, min_size, factor):
-            data = F.interpolate(img, size=(int(h * scale + 1), int(w * scale + 1)), mode="area")
-            reg, prob = self._pnet_strips(data)
+            size = (int(h * scale + 1), int(w * scale + 1))
+            if img is None or (scale <= AREA_FROM_TABLE_SCALE and pixels.dtype == torch.uint8):
+                # Scales only fall from here on: the float copy is not needed any more.
+                img = None
+                integral = _integral(pixels) if integral is None else integral
+                data = _area_resize(integral, *size)
+            else:
+                data = F.interpolate(img, size=size, mode="area")
+            b = self._pnet_candidates(data, scale)
             del data
-            p = prob[0, 1]
-            ys, xs = torch.nonzero(p >= self.thresholds[0], as_tuple=True)
-            if len(ys) == 0:
+            if b is None:
                 continue
-            grid = torch.stack([xs, ys], 1).to(img.dtype)
-            q1 = ((2 * grid + 1) / scale).floor()
-            q2 = ((2 * grid + 12) / scale).floor()
-            b = torch.cat([q1, q2, p[ys, xs][:, None], reg[0, :, ys, xs].T], 1)
             cands.append(b[nms(b[:, :4], b[:, 4], 0.5, inclusive=False)])
+        del img
         if not cands:
             return empty
         boxes = torch.cat(cands)
@@ -383,7 +475,7 @@ class MTCNN(nn.Module):
         boxes = _square(torch.cat([_regress(boxes[:, :4], boxes[:, 5:9], inclusive=False), boxes[:, 4:5]], 1))
 
         # Stage 2: RNet on 24x24 crops, batched.
-        integral = _integral(pixels)
+        integral = _integral(pixels) if integral is None else integral
         reg, prob = self._batched(self.rnet, (_crops(integral, boxes, 24) - 127.5) * 0.0078125)
         ok = prob[:, 1] > self.thresholds[1]
         boxes = torch.cat([boxes[ok, :4], prob[ok, 1:2]], 1)
