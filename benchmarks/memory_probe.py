@@ -13,6 +13,8 @@ Cases (made here, deterministically, in a temporary folder):
 * ``zero-limit.png``: an all-zero PNG of exactly the default pixel limit (3:2);
 * ``faces-limit.jpg``: the bundled sample photos tiled and enlarged to the default pixel limit, so
   faces are found, aligned, restored and pasted (the heaviest legal path);
+* ``thin-65531x32.png``: a noise strip of the shape of the fuzz corpus's 1 KB GIF that took
+  ``facesr restore`` to 1.25 GB (the detection border tripled its pixels);
 * ``demo-limit.png``: the demo's default 16 MP limit, through the demo's own request handler.
 """
 
@@ -51,6 +53,11 @@ def _claiming_jpeg(path: Path, w: int, h: int) -> None:
     sof = data.index(b"\xff\xc0")
     data[sof + 5 : sof + 9] = struct.pack(">HH", h, w)
     path.write_bytes(bytes(data))
+
+
+def _noise_png(path: Path, w: int, h: int) -> None:
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 256, (h, w, 3), np.uint8)).save(path)
 
 
 def _limit_size(pixels: int) -> tuple[int, int]:
@@ -102,6 +109,7 @@ def make_cases(folder: Path, only: list[str] | None = None) -> dict[str, tuple[P
         "faces-limit.jpg": ("cli", [], lambda p: _faces_photo(p, MAX_PIXELS)),
         "faces-limit.png": ("cli", [], lambda p: _faces_photo(p, MAX_PIXELS)),
         "many-faces.jpg": ("cli", [], _many_faces),
+        "thin-65531x32.png": ("cli", [], lambda p: _noise_png(p, 65_531, 32)),
         "faces-16mp.jpg@x2": ("cli", ["--upscale", "2"], lambda p: _faces_photo(p, MAX_PIXELS // 4)),
         "faces-4mp.jpg@x4": ("cli", ["--upscale", "4"], lambda p: _faces_photo(p, MAX_PIXELS // 16)),
         "faces-1mp.jpg@x8": ("cli", ["--upscale", "8"], lambda p: _faces_photo(p, MAX_PIXELS // 64)),

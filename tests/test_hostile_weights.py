@@ -191,3 +191,56 @@ def test_onnx_cache_key_includes_metadata() -> None:
     b = zoo.Restorer(_Net(), name="a", scale=4, output_key="aux", meta={"facesr.output_key": "aux"})
     b.load_state_dict(a.state_dict())
     assert _weights_key(a) != _weights_key(b)
+
+
+class _Overflow(nn.Module):
+    """Finite weights, but its output overflows to inf (and inf - inf = NaN) in some faces, in fp32."""
+
+    scale, lr_size, hr_size, name = 4, 32, 128, "overflow"
+
+    def __init__(self, every: int = 1) -> None:
+        super().__init__()
+        self.every = every
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        up = F.interpolate(x, scale_factor=4, mode="bicubic", align_corners=False)
+        out = up.clone()
+        out[:: self.every] = (up[:: self.every] + 1.0) * 1e38 * 1e38 - 1e38 * 1e38  # inf, then NaN
+        return out
+
+
+def test_non_finite_output_is_refused_not_pasted(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Finite weights can still give NaN/inf (fp32 overflow): before, quantise turned them into black
+    (NaN) or white (inf) squares pasted with exit 0. Now such a face is kept with its reason, an
+    ``--aligned`` crop is a one-line ModelError, and a background network's NaN tile is refused."""
+    import numpy as np
+
+    import facesr.restoration.api as api
+    from facesr.io import read_image
+    from facesr.restoration.background import BackgroundUpsampler
+    from facesr.restoration.pipeline import run_model
+
+    sample = Path(zoo.__file__).parent / "samples" / "rwmfd_0002_0078.jpg"
+    crowd = read_image(sample)[40:200, 0:270].copy()
+    lr = torch.rand(2, 3, 32, 32)
+    sr, _ = run_model(_Overflow(), lr, "fp32", 2)
+    assert torch.isnan(sr).all()
+    inf = nn.Upsample(scale_factor=4)
+    inf.forward = lambda x: (F.interpolate(x, scale_factor=4) + 1.0) * float("inf")  # type: ignore[method-assign]
+    sr, _ = run_model(inf, lr, "fp32", 2)
+    assert torch.isnan(sr).all()  # inf is not clamped to a finite 1 (white): the caller can refuse it
+    net = _Overflow(every=2)  # every other face of a batch
+    monkeypatch.setattr(api.ModelPicker, "candidates", lambda self: {32: (net.name, 4)})
+    monkeypatch.setattr(api.ModelPicker, "get", lambda self, name, scale: net)
+    monkeypatch.setattr(api, "mask_model", lambda device: None)
+    res = api.restore(crowd, device="cpu", upscale=1, engine="torch")
+    tried = [f for f in res.faces if f.model == "overflow"]
+    refused = [f for f in tried if "NaN or inf" in (f.reason or "")]
+    assert len(tried) >= 2 and refused and all(f.status == "kept" for f in refused)
+    assert len(refused) < len(tried)  # the finite faces of the same batch go on as before
+    with pytest.raises(ModelError, match="NaN or inf") as err:
+        api.restore(np.ascontiguousarray(crowd[60:92, 60:92]), device="cpu", aligned=True, engine="torch")
+    assert "\n" not in str(err.value)
+    bg = BackgroundUpsampler(name="overflow-bg", net=_Overflow(), factor=4)
+    with pytest.raises(ModelError, match="background upsampler overflow-bg gave NaN or inf"):
+        bg(crowd, 4)

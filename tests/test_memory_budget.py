@@ -93,6 +93,30 @@ def test_detection_runs_on_a_bounded_copy_and_maps_back() -> None:
     assert detection_scale(img.shape, 300_000) == pytest.approx(fx, rel=0.01)
 
 
+@pytest.mark.parametrize(
+    ("h", "w", "border"),
+    [
+        (32, 65_531, 17),
+        (2, 2_000_000, 0),
+        (84, 47_600, 4),
+        (1633, 2449, 32),
+        (700, 5700, 31),
+        (480, 640, 320),
+    ],
+)
+def test_detection_border_is_bounded_on_thin_photos(h: int, w: int, border: int) -> None:
+    """The fuzz corpus's 1 KB GIF of 65,531 x 32 px became a 65,595 x 96 detector copy (3x its pixels,
+    1.25 GB for `facesr restore`): the PAD_LARGE border is narrowed to keep the copy within
+    PAD_MAX_SHARE of the bound; ordinary photos keep the full 32 px (and small ones their fraction)."""
+    from facesr.restoration.detect import DETECT_MAX_PIXELS, PAD_MAX_SHARE
+
+    det = _FixedDetector()
+    img = np.zeros((h, w, 3), np.uint8)
+    detect_faces(img, det)
+    assert det.seen[:2] == (h + 2 * border, w + 2 * border)
+    assert det.seen[0] * det.seen[1] <= max(DETECT_MAX_PIXELS * (1 + PAD_MAX_SHARE), 1280**2)
+
+
 def test_restore_says_when_detection_ran_on_a_reduced_copy() -> None:
     from facesr.restoration.api import restore
 

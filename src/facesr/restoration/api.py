@@ -41,6 +41,7 @@ from facesr.restoration.pipeline import (
     colour_match,
     is_gray,
     native_frame,
+    nonfinite_faces,
     paste_back,
     run_model,
     scale_landmarks,
@@ -417,6 +418,9 @@ def _restore_chunk(
     timings["align"] = timings.get("align", 0.0) + time.perf_counter() - ta
     tr = time.perf_counter()
     sr, fell_back = run_model(net, lr, precision, batch_size)
+    bad = nonfinite_faces(sr)
+    if any(bad):  # refused below; zeros keep the checks' arithmetic free of NaN
+        sr = torch.nan_to_num(sr, nan=0.0)
     sr = colour_match(sr, lr)
     if gray:
         sr = _gray_tensor(sr)
@@ -431,7 +435,10 @@ def _restore_chunk(
         sr_u8 = quantise(sr[i : i + 1])[0]
         if keep_faces:
             r.lr, r.sr = quantise(lr[i : i + 1])[0], sr_u8
-        if errs[i] > MAX_DISAGREEMENT:
+        if bad[i]:
+            r.face.status = "kept"
+            r.face.reason = f"model {net.name} gave NaN or inf for this face (also in fp32); background kept"
+        elif errs[i] > MAX_DISAGREEMENT:
             r.face.status = "kept"
             r.face.reason = (
                 f"restoration disagrees with its input (mean difference {errs[i]:.3f} > "
@@ -740,6 +747,8 @@ def _restore_aligned(
     )
     t = time.perf_counter()
     sr, fell_back = run_model(net, lr, precision, batch_size)
+    if any(nonfinite_faces(sr)):
+        raise ModelError(f"model {net.name} gave NaN or inf for this face (also in fp32)")
     sr = colour_match(sr, lr)  # the crop's own colours, as for faces in a photo (issue 16 item 4)
     if gray:
         sr = _gray_tensor(sr)

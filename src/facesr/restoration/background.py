@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from facesr.errors import ModelError
 from facesr.pixels import quantise
 
 BICUBIC = "bicubic"
@@ -90,6 +91,11 @@ class BackgroundUpsampler:
                 res = self.net(inp)
                 if isinstance(res, dict):
                     res = res.get("sr", next(iter(res.values())))
+                if not torch.isfinite(res).all():  # quantise would make NaN a black tile
+                    raise ModelError(
+                        f"background upsampler {self.name} gave NaN or inf (tile at x={x}, y={y}); "
+                        "use --bg-upsampler bicubic"
+                    )
                 res = quantise(res)[0]
                 if n != f:
                     res = resize(res, (x1 - x0) * n, (y1 - y0) * n)

@@ -64,18 +64,38 @@ class DetectOptions:
 #: (their faces are small against the frame; full padding would multiply detection time).
 PAD_MAX_SIDE = 640
 PAD_LARGE = 32
+#: The PAD_LARGE border may make the detector's copy at most this share larger than ``max_pixels``.
+#: Why: on a thin photo the border is most of what the detector sees (a 1 KB GIF of 65,531 x 32
+#: became a 65,595 x 96 copy, three times its pixels, and took ``facesr restore`` to 1.25 GB; a
+#: 2,000,000 x 2 PNG would be 66 times); there the border is narrowed. Photos of ordinary shape
+#: keep the full border, as before (a copy at the 4 MP bound up to about 7:1, smaller photos longer).
+PAD_MAX_SHARE = 0.1
 
 
-def pad_for_detection(image: np.ndarray, fraction: float) -> tuple[np.ndarray, int]:
+def _border(h: int, w: int, fraction: float, max_pixels: int = 0) -> int:
+    """Border width (px) that :func:`pad_for_detection` adds around an ``h x w`` image."""
+    side = max(h, w)
+    if side <= PAD_MAX_SIDE:  # at most (2 x 640)^2 = 1.6 MP with the border: bounded as it is
+        return max(0, round(fraction * side))
+    pad = max(0, min(PAD_LARGE, round(fraction * side)))
+    limit = max_pixels * (1 + PAD_MAX_SHARE)
+    if max_pixels and (h + 2 * pad) * (w + 2 * pad) > limit:
+        # the largest p with (h + 2p)(w + 2p) <= limit: 4p^2 + 2(h + w)p + hw - limit <= 0
+        root = (-2 * (h + w) + math.sqrt(4 * (h + w) ** 2 - 16 * (h * w - limit))) / 8
+        pad = max(0, min(pad, math.floor(root)))
+    return pad
+
+
+def pad_for_detection(image: np.ndarray, fraction: float, max_pixels: int = 0) -> tuple[np.ndarray, int]:
     """A copy of ``image`` with a border of its mean colour; returns (padded, border px).
 
     Why: MTCNN's proposal net needs some context around a face; on a tight crop (the face fills
     the image) it finds nothing. A flat border adds that context without inventing structure
-    (a mirrored border would add mirrored faces).
+    (a mirrored border would add mirrored faces). With ``max_pixels``, a border of PAD_LARGE px is
+    narrowed where it would make the copy more than PAD_MAX_SHARE over ``max_pixels`` (thin photos).
     """
     h, w = image.shape[:2]
-    side = max(h, w)
-    pad = round(fraction * side) if side <= PAD_MAX_SIDE else min(PAD_LARGE, round(fraction * side))
+    pad = _border(h, w, fraction, max_pixels)
     if pad <= 0:
         return image, 0
     fill = image.reshape(-1, 3).mean(0).round().astype(np.uint8)
@@ -88,7 +108,8 @@ def pad_for_detection(image: np.ndarray, fraction: float) -> tuple[np.ndarray, i
 #: Detection runs on a copy of the photo with at most this many pixels. Why: MTCNN's memory grows
 #: with the pixels of its first pyramid level (about 150 bytes per photo pixel at the default
 #: ``min_size``: an all-black 7900 x 7900 PNG took 10 GB), so a bounded copy bounds the detector's
-#: memory (the budget in docs/reliability.md). On a larger photo, faces smaller than
+#: memory (the budget in docs/reliability.md; the border added for detection is bounded too, see
+#: PAD_MAX_SHARE). On a larger photo, faces smaller than
 #: ``min_size x`` the reduction factor are not searched for; :func:`detection_scale` tells by how much.
 DETECT_MAX_PIXELS = 4_000_000
 
@@ -189,8 +210,9 @@ def sharpness(image: np.ndarray, box: np.ndarray | list[float], size: int = 24) 
 def detect_faces(image: np.ndarray, detector: FaceDetector, opts: DetectOptions | None = None) -> list[Face]:
     """All faces the detector reports (on a padded, bounded copy), each marked ok or skipped with its reason."""
     opts = opts or DetectOptions()
-    small, fx, fy = detection_copy(image, opts.max_pixels or DETECT_MAX_PIXELS)
-    padded, pad = pad_for_detection(small, opts.pad)
+    limit = opts.max_pixels or DETECT_MAX_PIXELS
+    small, fx, fy = detection_copy(image, limit)
+    padded, pad = pad_for_detection(small, opts.pad, limit)
     det = detector.detect(padded, min_size=opts.min_size, factor=opts.factor)
     del padded
     faces = []

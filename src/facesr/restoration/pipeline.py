@@ -308,7 +308,11 @@ def is_gray(image: np.ndarray, tolerance: int = 3) -> bool:
 def run_model(
     model: torch.nn.Module, lr: torch.Tensor, precision: str, batch_size: int
 ) -> tuple[torch.Tensor, bool]:
-    """Restore ``lr`` in batches; returns (sr, fell_back). Non-finite low-precision output -> fp32."""
+    """Restore ``lr`` in batches; returns (sr, fell_back). Non-finite low-precision output -> fp32.
+
+    Output that is still not finite in fp32 is returned as NaN (an inf is not clamped to 1), so a
+    caller can refuse those faces (:func:`nonfinite_faces`) instead of pasting black or white squares.
+    """
     dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
     dev = lr.device
 
@@ -330,4 +334,10 @@ def run_model(
         out, fell_back = go(None), True
     if out.shape[-2:] != (HR_SIZE, HR_SIZE):  # the Restorer contract is 128 px; be safe with others
         out = F.interpolate(out, size=(HR_SIZE, HR_SIZE), mode="bicubic", align_corners=False, antialias=True)
+    out = torch.where(torch.isfinite(out), out, torch.full_like(out, float("nan")))
     return out.clamp(0, 1), fell_back
+
+
+def nonfinite_faces(sr: torch.Tensor) -> list[bool]:
+    """Per face of ``sr`` (N x 3 x H x W): whether any of its values is NaN (see :func:`run_model`)."""
+    return torch.isnan(sr).flatten(1).any(1).tolist()
