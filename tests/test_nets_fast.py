@@ -419,3 +419,41 @@ def test_export_checkpoint_writes_the_ema_weights_with_the_loop_totals(
         )
     )
     assert _totals(second / "weights.safetensors")["runs"] == 2
+
+
+def test_sr_clean_term_trains_the_sr_module_on_clean_lr_only() -> None:
+    """``loss.sr_clean_pixel``: the forward also passes the clean LR through the SR module alone, and the
+    term's gradient reaches the SR module and nothing of the denoiser."""
+    from facesr.losses.jdsr import JDSRLoss, JDSRLossWeights
+
+    torch.manual_seed(3)
+    net = build_jdsr_fast(scale=4, unet_up="bilinear", prior_channels=4, cab_residual=True)
+    torch.nn.init.normal_(net.denoiser.unet.out.weight, std=0.1)  # a denoiser that changes its input
+    x, clean, hr = torch.rand(2, 3, 32, 32), torch.rand(2, 3, 32, 32), torch.rand(2, 3, 128, 128)
+    out = net(x, clean)
+    assert "sr_clean" not in net(x)  # inference (and ONNX) sees the one-input forward
+    torch.testing.assert_close(out["sr_clean"], net.sr_module(clean))
+    zero = {k: 0.0 for k in JDSRLossWeights.model_fields if k.startswith(("dn_", "sr_"))}
+    weights = JDSRLossWeights(**{**zero, "sr_clean_pixel": 1.0, "adversarial": 0.0})
+    total, terms = JDSRLoss(weights, face_id=torch.nn.Identity())(
+        out, {"lr_masked": x, "lr_clean": clean, "hr": hr}
+    )
+    assert set(terms) == {"sr_clean_pixel"} and total.item() > 0
+    total.backward()
+    assert all(p.grad is None for p in net.denoiser.parameters())
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in net.sr_module.parameters())
+
+
+def test_sr_clean_term_runs_in_the_joint_recipe_and_is_refused_elsewhere(
+    prepared: Path, tmp_path: Path
+) -> None:
+    from facesr.errors import ConfigError
+    from facesr.train.loop import train
+    from facesr.train.runlog import iter_log
+
+    common = ["recipe.adversarial=false", "run.steps=2", "run.tensorboard=false", "loss.sr_clean_pixel=0.5"]
+    run = train(_fast_cfg(prepared, tmp_path / "joint", *common))
+    logged = [r for r in iter_log(run / "log.jsonl") if "G/sr_clean_pixel" in r]
+    assert logged and all(r["G/sr_clean_pixel"] > 0 for r in logged)
+    with pytest.raises(ConfigError, match="sr_clean_pixel"):
+        train(_fast_cfg(prepared, tmp_path / "sronly", *common, "recipe.name=sr_only", "optim.lr_scale={}"))

@@ -62,6 +62,13 @@ class JDSRLossWeights(Strict):
     sr_smooth: float = 0.01
     sr_identity: float = 0.1
     sr_mask_pixel: float = 0.0  # as dn_mask_pixel, on the SR image (PROPOSAL)
+    # PROPOSAL (jdsr_fast, session 6): L1 of the SR module fed the *clean* LR (no mask, no degradation)
+    # against the HR. In the joint step the SR module only sees the denoiser's imperfect output of masked,
+    # degraded LR and learns to sharpen and repaint it, which costs it on clean LR: the shipped x4 SR
+    # module trails the same network trained on clean LR alone by 0.7 dB on unmasked faces
+    # (docs/jdsr-fast.md, session 6). The denoiser's job is to hand it clean LR; this term keeps the SR
+    # module good at exactly that. Needs a generator with ``forward(lr, lr_clean)`` (jdsr_fast).
+    sr_clean_pixel: float = 0.0
     # adversarial (WGAN-GP)
     adversarial: float = 1e-3
     gp_lambda: float = 10.0
@@ -138,6 +145,8 @@ class JDSRLoss(nn.Module):
         # the LR-space models (jdsr_fast) have no coarse image and no prior branch
         coarse_l1 = (lambda: pixel_l1(out["coarse"], y_hr)) if "coarse" in out else (lambda: 0.0)
         add("sr_pixel", w.sr_pixel, lambda: pixel_l1(sr, y_hr) + coarse_l1())
+        if "sr_clean" in out:
+            add("sr_clean_pixel", w.sr_clean_pixel, lambda: pixel_l1(out["sr_clean"], y_hr))
         add(
             "sr_prior",
             w.sr_prior if "heatmaps" in out else 0.0,

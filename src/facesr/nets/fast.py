@@ -112,9 +112,14 @@ class JDSRFast(nn.Module):
         nn.init.zeros_(self.denoiser.unet.out.bias)
         self.sr_module = FastSRModule(scale, blocks=sr_blocks)
 
-    def forward(self, lr: torch.Tensor) -> dict[str, torch.Tensor]:
+    def forward(self, lr: torch.Tensor, lr_clean: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """``lr_clean`` (training only, ``loss.sr_clean_pixel``): the same faces' clean LR, also passed
+        through the SR module alone (``sr_clean``), inside this one forward so that DDP sees every use."""
         noise_map, denoised = self.denoiser(lr)
-        return {"noise_map": noise_map, "denoised": denoised, "sr": self.sr_module(denoised)}
+        out = {"noise_map": noise_map, "denoised": denoised, "sr": self.sr_module(denoised)}
+        if lr_clean is not None:
+            out["sr_clean"] = self.sr_module(lr_clean)
+        return out
 
     def load_general_sr(self, original: dict[str, torch.Tensor]) -> None:
         """Initialise the SR module from an original RLFN_Prune x4 state dict."""

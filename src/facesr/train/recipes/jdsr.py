@@ -108,6 +108,13 @@ class Recipe:
         self.cfg, self.ctx = cfg, ctx
         self.weights = JDSRLossWeights.model_validate(cfg.loss)
         self.generator = self.build_generator()
+        # loss.sr_clean_pixel: the joint jdsr_fast generator also runs its SR module on the clean LR
+        self.sr_clean = self.weights.sr_clean_pixel > 0 and self.uses_sr_loss
+        if self.sr_clean and not (self.arch == "jdsr_fast" and self.uses_denoise_loss):
+            raise ConfigError(
+                f"loss.sr_clean_pixel needs the joint recipe with model.arch jdsr_fast (got recipe "
+                f"{cfg.recipe.name!r}, arch {self.arch!r}); set it to 0"
+            )
         if cfg.model.init_from:
             warm_start(self.generator, cfg.model.init_from, self.arch, cfg.model.init_only)
         self.generator.to(ctx.device)
@@ -203,10 +210,12 @@ class Recipe:
     # -- one training step ----------------------------------------------------------------------
     def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         x = batch[self.input_key]
+        extra = [batch["lr_clean"]] if self.sr_clean else []
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
+            extra = [t.contiguous(memory_format=torch.channels_last) for t in extra]
         with self.ctx.autocast():
-            return self.G(x)
+            return self.G(x, *extra)
 
     def generator_loss(
         self, out: dict[str, torch.Tensor], batch: dict[str, torch.Tensor], step: int
