@@ -5,13 +5,13 @@ from __future__ import annotations
 import pytest
 import torch
 
-from facesr.losses.adversarial import critic_loss, generator_loss, gradient_penalty
+from facesr.losses.adversarial import generator_loss, wgan_gp_terms
 from facesr.losses.identity import identity_loss
 from facesr.losses.noise import asymmetric_loss, noise_target, tv_l2
 from facesr.losses.perceptual import build_feature_extractor, gram, perceptual_loss, style_loss
 from facesr.losses.pixel import masked_l1, pixel_l1
 from facesr.losses.prior import prior_loss
-from facesr.losses.smoothness import tv_l1, tv_l1_difference
+from facesr.losses.smoothness import tv_l1
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +24,7 @@ def _pair(shape: tuple[int, ...] = (2, 3, 32, 32)) -> tuple[torch.Tensor, torch.
     return a, (a + 0.1 * torch.randn(shape)).clamp(0, 1)
 
 
-@pytest.mark.parametrize("fn", [pixel_l1, tv_l1_difference, lambda a, b: asymmetric_loss(a, b)])
+@pytest.mark.parametrize("fn", [pixel_l1, lambda a, b: tv_l1(a - b), lambda a, b: asymmetric_loss(a, b)])
 def test_pairwise_image_losses_zero_at_identity(fn) -> None:
     a, b = _pair()
     assert fn(a, a.clone()).item() == 0.0
@@ -107,11 +107,24 @@ def test_vgg_loads_torchvision_named_safetensors(tmp_path) -> None:
     assert [tuple(f.shape[1:]) for f in feats] == [(64, 128, 128), (128, 64, 64), (256, 32, 32)]
 
 
+def _gp(critic, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+    """The gradient penalty of wgan_gp_terms (what the JDSR recipe trains with), eps ~ U(0, 1) per sample."""
+    return wgan_gp_terms(critic, real, fake, torch.rand(real.shape[0], 1, 1, 1))[1]
+
+
 def test_adversarial_terms() -> None:
-    real, fake = torch.tensor([1.0, 3.0]), torch.tensor([0.5, 0.5])
+    fake = torch.tensor([0.5, 0.5])
     assert generator_loss(fake).item() == -0.5
-    assert critic_loss(real, fake).item() == -1.5
-    assert critic_loss(real, real.clone()).item() == 0.0
+    # D(x) = <w, x>: E[D(real)] - E[D(fake)] = <w, mean(real) - mean(fake)>; zero when they agree
+    w = torch.randn(3, 8, 8)
+
+    def critic(x: torch.Tensor) -> torch.Tensor:
+        return (x * w).flatten(1).sum(1)
+
+    real, fake, eps = torch.rand(4, 3, 8, 8), torch.rand(4, 3, 8, 8), torch.rand(4, 1, 1, 1)
+    wasserstein, _ = wgan_gp_terms(critic, real, fake, eps)
+    assert wasserstein.item() == pytest.approx((w * (real.mean(0) - fake.mean(0))).sum().item(), abs=1e-4)
+    assert wgan_gp_terms(critic, real, real.clone(), eps)[0].item() == 0.0
 
 
 def test_gradient_penalty_closed_form_on_linear_critic() -> None:
@@ -122,19 +135,17 @@ def test_gradient_penalty_closed_form_on_linear_critic() -> None:
         return (x * w).flatten(1).sum(1)
 
     real, fake = torch.rand(4, 3, 8, 8), torch.rand(4, 3, 8, 8)
-    gp = gradient_penalty(critic, real, fake)
+    gp = _gp(critic, real, fake)
     assert gp.item() == pytest.approx((w.norm().item() - 1.0) ** 2, rel=1e-5)
     w_unit = w / w.norm()
-    assert gradient_penalty(lambda x: (x * w_unit).flatten(1).sum(1), real, fake).item() == pytest.approx(
-        0, abs=1e-8
-    )
+    assert _gp(lambda x: (x * w_unit).flatten(1).sum(1), real, fake).item() == pytest.approx(0, abs=1e-8)
 
 
 def test_gradient_penalty_trains_the_critic() -> None:
     from facesr.nets.discriminators import WGANCritic
 
     d = WGANCritic(width=4)
-    gp = gradient_penalty(d, torch.rand(2, 3, 128, 128), torch.rand(2, 3, 128, 128))
+    gp = _gp(d, torch.rand(2, 3, 128, 128), torch.rand(2, 3, 128, 128))
     gp.backward()
     # every weight is trained by the penalty; the final bias cannot be (it does not change grad_x D)
     assert all(p.grad is not None for n, p in d.named_parameters() if n != "head.bias")

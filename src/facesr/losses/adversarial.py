@@ -20,11 +20,6 @@ def generator_loss(d_fake: torch.Tensor) -> torch.Tensor:
     return -d_fake.mean()
 
 
-def critic_loss(d_real: torch.Tensor, d_fake: torch.Tensor) -> torch.Tensor:
-    """E[D(fake)] - E[D(real)] (the negated Wasserstein estimate; zero when both scores agree)."""
-    return d_fake.mean() - d_real.mean()
-
-
 def wgan_gp_terms(
     critic: Callable[[torch.Tensor], torch.Tensor],
     real: torch.Tensor,
@@ -50,25 +45,3 @@ def wgan_gp_terms(
     (grad,) = torch.autograd.grad(s_mix.sum(), x_hat, create_graph=True)
     gp = ((grad.flatten(1).norm(dim=1) - 1.0) ** 2).mean()
     return s_real.mean() - s_fake.mean(), gp
-
-
-def gradient_penalty(
-    critic: Callable[[torch.Tensor], torch.Tensor],
-    real: torch.Tensor,
-    fake: torch.Tensor,
-    generator: torch.Generator | None = None,
-    eps: torch.Tensor | None = None,
-) -> torch.Tensor:
-    """E[(||grad_x D(x_hat)||_2 - 1)^2] at x_hat = eps * real + (1 - eps) * fake, eps ~ U(0, 1) per sample.
-
-    The penalty of :func:`wgan_gp_terms` (the one implementation); ``eps`` may be given for tests.
-    """
-    if eps is None:
-        eps = torch.rand(
-            real.shape[0],
-            *([1] * (real.dim() - 1)),
-            device=real.device,
-            dtype=real.dtype,
-            generator=generator,
-        )
-    return wgan_gp_terms(critic, real, fake, eps)[1]

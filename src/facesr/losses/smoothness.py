@@ -15,8 +15,3 @@ def tv_l1(img: torch.Tensor) -> torch.Tensor:
     dh = (img[..., :, 1:] - img[..., :, :-1]).abs().mean()
     dv = (img[..., 1:, :] - img[..., :-1, :]).abs().mean()
     return dh + dv
-
-
-def tv_l1_difference(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """TV-L1 of ``pred - target``: zero when the two agree, used where a zero-at-identity check is wanted."""
-    return tv_l1(pred - target)
