@@ -135,3 +135,30 @@ def test_incompatible_resume_override_is_one_line(tiny_run: Path) -> None:
         train(cfg, resume=True)
     assert "\n" not in str(err.value)
     assert load_checkpoint(tiny_run / "ckpt" / "last.pt")["step"] == 2  # nothing was written
+
+
+def test_init_from_weights_are_hash_checked(tmp_path: Path) -> None:
+    """Issue 17: training's ``model.init_from`` (and ``critic_init_from``, ``cr.init``) read a weights file
+    by path; a zoo file or one with a ``.sha256`` sidecar is checked against that hash first."""
+    from torch import nn
+
+    from facesr.checksums import sha256_file
+    from facesr.train.warmstart import load_part
+    from facesr.zoo import WEIGHTS_DIR, list_models, verify_known_sha256
+
+    net = nn.Linear(2, 2)
+    path = tmp_path / "init.safetensors"
+    from safetensors.torch import save_file
+
+    save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(path))
+    sidecar = tmp_path / "init.safetensors.sha256"
+    sidecar.write_text(sha256_file(path) + "  init.safetensors\n")
+    load_part(net, str(path), "model.init_from")  # the recorded hash matches
+    sidecar.write_text("0" * 64 + "\n")
+    with pytest.raises(ConfigError, match=r"model\.init_from: .*sha256") as err:
+        load_part(net, str(path), "model.init_from")
+    assert "\n" not in str(err.value)
+    # the shipped zoo files pass as they are (the check reads the zoo's own record)
+    shipped = [m for m in list_models() if m.file and (WEIGHTS_DIR / m.file).is_file()]
+    assert shipped
+    verify_known_sha256(WEIGHTS_DIR / shipped[0].file)

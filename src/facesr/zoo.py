@@ -240,6 +240,15 @@ def _known_sha256(path: Path) -> tuple[str, str] | None:
     return None
 
 
+def verify_known_sha256(path: str | Path) -> None:
+    """Check a weights file named by path against its zoo entry's or ``.sha256`` sidecar's hash, if
+    one is known (issue 17: every loaded weights file, also training's ``model.init_from``)."""
+    path = Path(path)
+    known = _known_sha256(path) if path.is_file() else None  # a missing file is its loader's error
+    if known is not None and sha256_file(path) != known[0]:
+        raise ModelError(f"{path}: fails the sha256 check recorded in {known[1]} (corrupt or replaced file)")
+
+
 def _check_args(value: Any, path: Path, where: str = "facesr.args", depth: int = 0) -> None:
     """Bounded architecture arguments: nesting, list lengths and numbers (see MAX_ARG_*)."""
     if depth > MAX_ARGS_DEPTH:
@@ -526,11 +535,8 @@ def load_model(
     if path.suffix == ".safetensors" or path.exists():
         if not path.is_file():
             raise ModelError(f"weights file {str(path)!r} not found")
-        known = _known_sha256(path) if verify else None
-        if known is not None and sha256_file(path) != known[0]:
-            raise ModelError(
-                f"{path}: fails the sha256 check recorded in {known[1]} (corrupt or replaced file)"
-            )
+        if verify:
+            verify_known_sha256(path)
         return _load_file(path, path.stem, scale, device)
     known = ", ".join(e.name for e in list_models())
     raise ModelError(f"unknown model {name!r}; known models: {known} (or pass a .safetensors path)")

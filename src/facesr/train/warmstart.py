@@ -17,6 +17,12 @@ from facesr.train.config import TrainConfig
 def _read_safetensors(path: str, what: str) -> tuple[dict[str, str], dict[str, torch.Tensor]]:
     from safetensors import SafetensorError, safe_open
 
+    from facesr.zoo import verify_known_sha256
+
+    try:
+        verify_known_sha256(path)  # a zoo file or one with a .sha256 sidecar: its recorded hash
+    except ModelError as exc:
+        raise ConfigError(f"{what}: {exc}") from None
     try:
         with safe_open(path, framework="pt", device="cpu") as fh:
             return dict(fh.metadata() or {}), {k: fh.get_tensor(k) for k in fh.keys()}  # noqa: SIM118

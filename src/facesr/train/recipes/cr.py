@@ -42,7 +42,7 @@ from pydantic import Field
 from torch import nn
 
 from facesr.config import Strict
-from facesr.errors import ConfigError, DataError
+from facesr.errors import ConfigError, DataError, ModelError
 from facesr.geometry import CR_LR_SIZE as LR_SIZE
 from facesr.geometry import CR_NATIVE_SIZE as HR_NATIVE
 from facesr.geometry import CR_SCALE as SCALE
@@ -329,6 +329,12 @@ def load_init(path: str | Path) -> dict[str, torch.Tensor]:
     if p.suffix == ".safetensors":
         from safetensors.torch import load_file
 
+        from facesr.zoo import verify_known_sha256
+
+        try:
+            verify_known_sha256(p)  # issue 17: a zoo file or one with a sidecar is hash-checked
+        except ModelError as exc:
+            raise DataError(f"cr.init: {exc}") from None
         try:
             return {k: v.float() for k, v in load_file(str(p)).items()}
         except Exception as exc:

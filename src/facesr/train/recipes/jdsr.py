@@ -425,9 +425,10 @@ def combine_two_stage(
 
     from safetensors import safe_open
 
-    from facesr.zoo import build_arch, save_weights
+    from facesr.zoo import build_arch, save_weights, verify_known_sha256
 
     def read(path: str | os.PathLike[str]) -> tuple[dict[str, str], dict[str, torch.Tensor]]:
+        verify_known_sha256(path)  # issue 17: a zoo file or one with a sidecar is hash-checked
         try:
             with safe_open(str(path), framework="pt", device="cpu") as fh:
                 return dict(fh.metadata() or {}), {k: fh.get_tensor(k) for k in fh.keys()}  # noqa: SIM118
