@@ -4,14 +4,15 @@
 #     bash scripts/gpu_session.sh continue [options]   # keep them training; logs + weight snapshots back
 #     bash scripts/gpu_session.sh finish   [options]   # stop at the deadline, evaluate, bring results back
 # Needs .gpu/ from `facesr gpu pack --wheels`. Options: `facesr gpu session -h`.
-# Installs the carried pydantic wheels when the image lacks pydantic, then runs `facesr gpu session`
+# Installs the carried pydantic wheels (.gpu/wheels.tar.xz: their files, unzipped) into /tmp/site when
+# the image lacks pydantic, then runs `facesr gpu session`
 # with the repo's src/ on PYTHONPATH (the package is not installed there) and .gpu as the data root.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PYTHONUNBUFFERED=1 FACESR_DATA="$PWD/.gpu" PYTHONPATH="$PWD/src:/tmp/site${PYTHONPATH:+:$PYTHONPATH}"
 PY="${PYTHON:-python3}"
 if ! "$PY" -c "import pydantic" 2>/dev/null; then
-  "$PY" -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .gpu/wheels/*.whl
+  "$PY" -c 'import tarfile; tarfile.open(".gpu/wheels.tar.xz").extractall("/tmp/site", filter="data")'
 fi
 if [ "${1:-}" = "start" ]; then
   nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null || true

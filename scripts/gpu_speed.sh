@@ -15,7 +15,7 @@ TOTAL="${GPU_SPEED_BUDGET_S:-540}"  # seconds for the whole command; the device 
 mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1 FACESR_DATA="$PWD/.gpu" PYTHONPATH="$PWD/src:/tmp/site${PYTHONPATH:+:$PYTHONPATH}"
 if ! python3 -c "import pydantic" 2>/dev/null; then
-  python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .gpu/wheels/*.whl
+  python3 -c 'import tarfile; tarfile.open(".gpu/wheels.tar.xz").extractall("/tmp/site", filter="data")'
 fi
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
 if [ ! -f "$WS/prepared/utkface/faces128.npy" ]; then

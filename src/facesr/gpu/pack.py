@@ -4,20 +4,25 @@ The device tool sends the working tree plus carried folders, 64 MiB in all. The 
 arrays (``faces128.npy`` is ~450 MB) cannot travel, so this packs the *original* UTKFace JPEGs plus what
 re-creates the aligned faces exactly on the GPU machine without dlib (``facesr gpu unpack``):
 
-* ``.gpu/utkface/<path>``: the original JPEG bytes: every test face (the frozen ``utk-mask-x4/x8``
-  benchmarks are rebuilt from them on the device) and as many train faces as fit the budget, drawn
-  in a seeded random order (UTKFace file names start with the age, so a name-ordered prefix would be
-  age-biased); byte-identical copies of one photo are packed once;
-* ``.gpu/utkface_meta.npz``: per face its path, sha256, original row and split, the 2x3 source->128 and
-  source->64 alignment matrices, the source landmarks (``landmarks128 = apply_affine(m128, src)``),
+* ``.gpu/utkface_jpegs.xz``: the original JPEG bytes, byte for byte, of every test face (the frozen
+  ``utk-mask-x4/x8`` benchmarks are rebuilt from them on the device) and of as many train faces as fit
+  the budget, drawn in a seeded random order (UTKFace file names start with the age, so a name-ordered
+  prefix would be age-biased); byte-identical copies of one photo are packed once. One xz stream of the
+  concatenated files (:func:`write_jpegs` / :func:`read_jpegs`, standard library ``lzma``): the JPEGs
+  share their headers and tables, so it is ~5 % smaller than the files (:data:`XZ_RATIO`);
+* ``.gpu/utkface_meta.npz``: per face its path, sha256 (32 raw bytes), original row and split, the 2x3
+  source->128 and source->64 alignment matrices, the source landmarks (``landmarks128 =
+  apply_affine(m128, src)``; stored as differences between consecutive points, which compress better),
   fingerprints of the prepared arrays (an 8-byte hash per face, and a few faces in full) so the device
   can prove it re-created them, and the prepared report fields the benchmarks' meta.json quotes;
 * ``.gpu/bench_fingerprints.npz``: per-image pixel hashes of the frozen ``utk-mask-x4/x8`` built here
   (when present), so the device can prove its rebuilt benchmarks are the same images;
 * ``.gpu/masktheface/masks/``: ``masks.cfg``, the templates, and the textures already cropped and
   resized to the synthesiser's resolution (same pixels, smaller files; names and order kept);
-* ``.gpu/wheels/``: pydantic and its compiled core for CPython 3.12 (the GPU image lacks them),
-  with ``--wheels`` (pip download).
+* ``.gpu/wheels.tar.xz``: pydantic and its compiled core for CPython 3.12 (the GPU image lacks them),
+  with ``--wheels`` (pip download): the wheels' contents, unzipped and xz-compressed (2.0 MB instead of
+  the wheels' 2.8 MB); a wheel unzipped into a folder is that package installed there, so the GPU
+  scripts extract it into ``/tmp/site`` (their ``PYTHONPATH``).
 
 The matrices and source landmarks come from the prepared set when ``facesr prepare`` recorded them
 (PIPELINE_VERSION 2: manifest ``matrix``/``matrix64`` and ``landmarks_src.npy``): packing then takes
@@ -50,8 +55,35 @@ LIMIT = 64 * MIB  # the device tool's working-tree limit (tree + carried folders
 WHEELS = ("pydantic", "pydantic-core", "annotated-types", "typing-inspection")
 BENCH_FOLDERS = ("hr", "hr_masked", "mask", "lr", "lr_clean")
 REPORT_KEYS = ("source", "files", "aligned", "aligned_fraction", "split_rule", "template_128")
-META_BYTES_PER_FACE = 340  # compressed meta per face (path, hash, matrices, landmarks): 330 on 200 real faces
-WHEELS_BYTES = 2_790_000  # the four wheels for pydantic 2.14.3 (measured); used by --plan when absent
+#: Compressed meta per face (path, hash, matrices, landmarks, fingerprints): 189.5 measured on a real
+#: pack of 4,999 faces (1,203,799 bytes, of which 256,262 the reference faces); and the reference faces'
+#: bytes (6 faces of 128x128x3 and their landmarks: 244,840-256,262 measured on three packs).
+META_BYTES_PER_FACE = 200
+REF_BYTES = 270_000
+#: Size of the xz stream over the summed JPEG sizes: 0.948 measured on real packs of 5,260 and 4,999
+#: faces (25,380,359 -> 24,060,344 and 24,106,629 -> 22,853,148 bytes, preset 9); the plan uses 0.95.
+XZ_RATIO = 0.95
+JPEGS = "utkface_jpegs.xz"
+WHEELS_BYTES = 2_000_000  # wheels.tar.xz for pydantic 2.14.4 (1,992,584 measured); --plan when absent
+WHEELS_FILE = "wheels.tar.xz"
+
+
+def write_jpegs(path: Path, blobs: list[bytes]) -> None:
+    """One xz stream: face count, each file's length (uint32 little-endian), then the files' bytes."""
+    import lzma
+
+    head = np.array([len(blobs), *map(len, blobs)], dtype="<u4").tobytes()
+    path.write_bytes(lzma.compress(head + b"".join(blobs), preset=9))
+
+
+def read_jpegs(path: Path) -> list[bytes]:
+    """The files :func:`write_jpegs` packed, in its order."""
+    import lzma
+
+    data = lzma.decompress(path.read_bytes())
+    n = int(np.frombuffer(data, "<u4", 1)[0])
+    ends = 4 * (n + 1) + np.cumsum(np.frombuffer(data, "<u4", n, 4), dtype=np.int64)
+    return [data[int(a) : int(b)] for a, b in zip([4 * (n + 1), *ends[:-1]], ends, strict=True)]
 
 
 def face_hash(arr: np.ndarray) -> int:
@@ -142,16 +174,30 @@ def pack_masks(data: Path, out: Path) -> None:
 
 
 def download_wheels(out: Path) -> None:
-    """pydantic and friends for CPython 3.12 manylinux x86-64, the versions installed here."""
+    """pydantic and friends for CPython 3.12 manylinux x86-64, the versions installed here, as
+    ``wheels.tar.xz``: the wheels' files, unzipped (pure and platform libraries, no ``.data``)."""
+    import tarfile
+    import tempfile
+    import zipfile
     from importlib.metadata import version
 
     specs = [f"{name}=={version(name)}" for name in WHEELS]
     plats = ["manylinux_2_28_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64"]
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:"]
-    cmd += ["--python-version", "3.12", "--implementation", "cp", "-d", str(out / "wheels")]
-    for p in plats:
-        cmd += ["--platform", p]
-    subprocess.run(cmd + specs, check=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:"]
+        cmd += ["--python-version", "3.12", "--implementation", "cp", "-d", str(Path(tmp) / "whl")]
+        for p in plats:
+            cmd += ["--platform", p]
+        subprocess.run(cmd + specs, check=True)
+        site = Path(tmp) / "site"
+        for whl in sorted((Path(tmp) / "whl").glob("*.whl")):
+            with zipfile.ZipFile(whl) as z:
+                if any(".data/" in n for n in z.namelist()):
+                    raise SystemExit(f"{whl.name}: has a .data folder; unzipping it is not installing it")
+                z.extractall(site)
+        with tarfile.open(out / WHEELS_FILE, "w:xz", preset=9) as tar:
+            for f in sorted(site.rglob("*")):
+                tar.add(f, arcname=str(f.relative_to(site)), recursive=False)
 
 
 def bench_fingerprints(bench_root: Path) -> dict[str, np.ndarray]:
@@ -203,7 +249,7 @@ def choose_train(
     for i in order:
         if limit is not None and len(chosen) >= limit:
             break
-        size = (src_root / unique[i]["path"]).stat().st_size + META_BYTES_PER_FACE
+        size = (src_root / unique[i]["path"]).stat().st_size * XZ_RATIO + META_BYTES_PER_FACE
         if used + size > budget:
             continue  # a smaller file may still fit
         chosen.append(unique[i])
@@ -248,29 +294,32 @@ def main(argv: list[str] | None = None) -> None:
         f"alignment: {'recorded by facesr prepare' if have_geometry else 'dlib again (older prepared set)'}"
     )
 
-    for sub in ("utkface", "wheels"):
-        if not args.plan and (out / sub).exists() and (sub == "utkface" or args.wheels):
-            shutil.rmtree(out / sub)
+    if not args.plan and (out / "utkface").exists():  # the loose JPEGs of an older pack
+        shutil.rmtree(out / "utkface")
+    if not args.plan and (out / "wheels").exists():  # the loose wheels of an older pack
+        shutil.rmtree(out / "wheels")
+    if not args.plan:
+        (out / JPEGS).unlink(missing_ok=True)
     out.mkdir(parents=True, exist_ok=True)
     pack_masks(data, out)
     if args.wheels and not args.plan:
         download_wheels(out)
-    wheels_est = 0 if (out / "wheels").is_dir() or not (args.wheels or args.plan) else WHEELS_BYTES
+    wheels_est = 0 if (out / WHEELS_FILE).is_file() or not (args.wheels or args.plan) else WHEELS_BYTES
     fps = bench_fingerprints(Path(args.benchmarks))
     np.savez_compressed(out / "bench_fingerprints.npz", **fps)
 
     test = [r for r in records if r["split"] == "test"][: args.test]
     tree = args.tree_bytes if args.tree_bytes is not None else tree_size()
-    fixed = folder_size(out) + sum((src_root / r["path"]).stat().st_size for r in test)
-    fixed += META_BYTES_PER_FACE * len(test) + 400_000 + wheels_est  # + the reference faces in the meta
-    budget = int(args.budget_mib * MIB) - tree - fixed
+    fixed = folder_size(out) + XZ_RATIO * sum((src_root / r["path"]).stat().st_size for r in test)
+    fixed += META_BYTES_PER_FACE * len(test) + REF_BYTES + wheels_est
+    budget = int(args.budget_mib * MIB - tree - fixed)
     train = choose_train(
         [r for r in records if r["split"] == "train"], src_root, budget, args.limit, args.seed
     )
     chosen = sorted(train + test, key=lambda r: r["row"])  # original row order: test order kept
     if args.plan:
         jpeg = sum((src_root / r["path"]).stat().st_size for r in chosen)
-        est = folder_size(out) + wheels_est + jpeg + META_BYTES_PER_FACE * len(chosen) + 400_000
+        est = folder_size(out) + wheels_est + jpeg * XZ_RATIO + META_BYTES_PER_FACE * len(chosen) + REF_BYTES
         plan = {
             "plan": True,
             "train": len(train),
@@ -278,6 +327,7 @@ def main(argv: list[str] | None = None) -> None:
             "test": len(test),
             "alignment_recorded": have_geometry,
             "jpeg_MiB": round(jpeg / MIB, 2),
+            "jpeg_xz_MiB_est": round(jpeg * XZ_RATIO / MIB, 2),
             "packed_MiB_est": round(est / MIB, 2),
             "tree_MiB": round(tree / MIB, 2),
             "with_tree_MiB_est": round((est + tree) / MIB, 2),
@@ -289,10 +339,8 @@ def main(argv: list[str] | None = None) -> None:
     m128, m64 = np.zeros((n, 2, 3)), np.zeros((n, 2, 3))
     lm_src = np.zeros((n, 68, 2), np.float32)
     jobs = []
+    write_jpegs(out / JPEGS, [(src_root / rec["path"]).read_bytes() for rec in chosen])
     for rec in chosen:
-        dst = out / "utkface" / rec["path"]
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(src_root / rec["path"], dst)
         known = None if lm_src_all is None else np.asarray(lm_src_all[rec["row"]], np.float32)
         jobs.append((rec, src_root, known))
     if have_geometry or args.workers == 1:
@@ -312,12 +360,12 @@ def main(argv: list[str] | None = None) -> None:
     np.savez_compressed(
         out / "utkface_meta.npz",
         paths=np.array([r["path"] for r in chosen]),
-        sha256=np.array([r["sha256"] for r in chosen]),
+        sha256=np.array([np.frombuffer(bytes.fromhex(r["sha256"]), np.uint8) for r in chosen]),
         rows=rows,
         split=np.array([1 if r["split"] == "test" else 0 for r in chosen], np.uint8),
         m128=m128,
-        m64=m64,
-        lm_src=lm_src.astype(np.int16) if integral else lm_src,
+        m64_xor=m64_residual(m128, m64),
+        lm_src_diff=landmark_diffs(lm_src.astype(np.int16) if integral else lm_src),
         hash128=np.array([face_hash(prepared.faces128[r]) for r in rows], np.uint64),
         hash64=np.array([face_hash(prepared.faces64[r]) for r in rows], np.uint64),
         hash_lm=np.array([face_hash(np.asarray(prepared.landmarks128[r])) for r in rows], np.uint64),
@@ -330,8 +378,9 @@ def main(argv: list[str] | None = None) -> None:
     lm_ok = int(sum(np.array_equal(lm128[i], prepared.landmarks128[r]) for i, r in enumerate(rows)))
     if args.check:
         bad = 0
+        packed_jpegs = read_jpegs(out / JPEGS)  # what the device will read
         for i in np.linspace(0, n - 1, args.check).astype(int):
-            img = read_image((out / "utkface" / chosen[i]["path"]).read_bytes())
+            img = read_image(packed_jpegs[i])
             ok128 = np.array_equal(warp(img, m128[i], 128), prepared.faces128[rows[i]])
             ok64 = np.array_equal(warp(img, m64[i], 64), prepared.faces64[rows[i]])
             bad += not (ok128 and ok64)
@@ -353,6 +402,43 @@ def main(argv: list[str] | None = None) -> None:
     print(json.dumps(summary))
     if total > LIMIT:
         raise SystemExit(f"{total / MIB:.1f} MiB exceeds the device tool's 64 MiB; lower --budget-mib")
+
+
+def _m64_guess(m128: np.ndarray) -> np.ndarray:
+    """The source->64 matrix predicted from the source->128 one (half the scale, pixel centres kept)."""
+    g = m128.astype(np.float64, copy=True)
+    g[:, :, :2] *= 0.5
+    g[:, :, 2] = (m128[:, :, 2] + 0.5) * 0.5 - 0.5
+    return g
+
+
+def m64_residual(m128: np.ndarray, m64: np.ndarray) -> np.ndarray:
+    """``m64`` exactly, as the XOR of its float64 bits with :func:`_m64_guess`'s, in byte planes
+    ``[8, 6, N]`` uint8: the guess agrees to ~1e-14, so most bytes are zero (187 -> 21 kB for 5,260 faces)."""
+    x = np.ascontiguousarray(m64, np.float64).view(np.uint64) ^ _m64_guess(m128).view(np.uint64)
+    return np.ascontiguousarray(x.view(np.uint8).reshape(len(m64), 6, 8).transpose(2, 1, 0))
+
+
+def m64_from_residual(m128: np.ndarray, residual: np.ndarray) -> np.ndarray:
+    """The inverse of :func:`m64_residual`: ``[N, 2, 3]`` float64."""
+    x = np.ascontiguousarray(residual.transpose(2, 1, 0)).view(np.uint64).reshape(len(m128), 2, 3)
+    return (x ^ _m64_guess(m128).view(np.uint64)).view(np.float64)
+
+
+def landmark_diffs(lm: np.ndarray) -> np.ndarray:
+    """``[N, 68, 2]`` source landmarks as ``[2, 68, N]`` differences between consecutive points (the first
+    point as is), ~45 % smaller once compressed. Integer landmarks (dlib's) as int16; any others as the
+    int32 bit patterns of their float32 values (wrapping integer differences: exact either way)."""
+    ints = (
+        lm.astype(np.int16) if lm.dtype.kind in "iu" else np.ascontiguousarray(lm, np.float32).view(np.int32)
+    )
+    return np.ascontiguousarray(np.diff(ints, axis=1, prepend=np.zeros_like(ints[:, :1])).transpose(2, 1, 0))
+
+
+def landmarks_from_diffs(diffs: np.ndarray) -> np.ndarray:
+    """The inverse of :func:`landmark_diffs`: ``[N, 68, 2]`` float32."""
+    ints = np.cumsum(diffs.transpose(2, 1, 0), axis=1, dtype=diffs.dtype)
+    return ints.view(np.float32) if diffs.dtype == np.int32 else ints.astype(np.float32)
 
 
 def landmarks128_from(m128: np.ndarray, lm_src: np.ndarray) -> np.ndarray:

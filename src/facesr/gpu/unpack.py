@@ -1,6 +1,6 @@
 """Rebuild ``workspace/prepared/utkface`` on the GPU machine from what ``facesr gpu pack`` packed.
 
-Each packed JPEG is warped with its recorded alignment matrices by the same function ``facesr
+Each packed JPEG (read back from ``utkface_jpegs.xz``) is warped with its recorded alignment matrices by the same function ``facesr
 prepare`` uses (:func:`facesr.data.align.warp`), and its 128-frame landmarks are computed from the
 recorded source landmarks with the same float operations, so no dlib is needed. The result is then
 *checked* against fingerprints taken from the prepared arrays where they were packed: an 8-byte hash
@@ -26,17 +26,23 @@ from pathlib import Path
 
 import numpy as np
 
-from facesr.gpu.pack import face_hash  # one fingerprint function for both ends
+from facesr.gpu.pack import (  # one fingerprint function and one pack format for both ends
+    JPEGS,
+    face_hash,
+    landmarks_from_diffs,
+    m64_from_residual,
+    read_jpegs,
+)
 
 REPO = Path(__file__).resolve().parents[3]
 
 
-def _align(job: tuple[str, np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+def _align(job: tuple[bytes, np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     from facesr.data.align import warp
     from facesr.io import read_image
 
-    path, m128, m64 = job
-    img = read_image(path)
+    jpeg, m128, m64 = job
+    img = read_image(jpeg)
     return warp(img, m128, 128), warp(img, m64, 64)
 
 
@@ -46,9 +52,13 @@ def unpack(packed: Path, out: Path, workers: int | None = None) -> dict:
     from facesr.io import atomic_write_text
 
     meta = np.load(packed / "utkface_meta.npz")
-    paths = [str(packed / "utkface" / p) for p in meta["paths"]]
     t0 = time.time()
-    jobs = list(zip(paths, meta["m128"], meta["m64"], strict=True))
+    jpegs = read_jpegs(packed / JPEGS)
+    if len(jpegs) != len(meta["paths"]):
+        raise SystemExit(f"facesr gpu unpack: {len(jpegs)} JPEGs packed for {len(meta['paths'])} faces")
+    m128 = meta["m128"]
+    m64 = m64_from_residual(m128, meta["m64_xor"])
+    jobs = list(zip(jpegs, m128, m64, strict=True))
     if (workers or os.cpu_count() or 1) > 1 and len(jobs) > 64:
         with ProcessPoolExecutor(max_workers=workers or os.cpu_count()) as pool:
             faces = list(pool.map(_align, jobs, chunksize=64))
@@ -56,9 +66,9 @@ def unpack(packed: Path, out: Path, workers: int | None = None) -> dict:
         faces = [_align(j) for j in jobs]
     f128 = np.stack([f[0] for f in faces])
     f64 = np.stack([f[1] for f in faces])
-    lm_src = meta["lm_src"].astype(np.float32)
+    lm_src = landmarks_from_diffs(meta["lm_src_diff"])
     pts = lm_src.astype(np.float64)
-    lm128 = np.stack([apply_affine(m, p).astype(np.float32) for m, p in zip(meta["m128"], pts, strict=True)])
+    lm128 = np.stack([apply_affine(m, p).astype(np.float32) for m, p in zip(m128, pts, strict=True)])
 
     exact128 = np.array([face_hash(f) for f in f128], np.uint64) == meta["hash128"]
     exact64 = np.array([face_hash(f) for f in f64], np.uint64) == meta["hash64"]
@@ -92,14 +102,14 @@ def unpack(packed: Path, out: Path, workers: int | None = None) -> dict:
     ):
         rec = {
             "path": str(p),
-            "sha256": str(h),
+            "sha256": bytes(h).hex(),
             "status": "ok",
             "reason": None,
             "split": "test" if s else "train",
             "row": i,
             "source_row": int(r),
-            "matrix": meta["m128"][i].tolist(),
-            "matrix64": meta["m64"][i].tolist(),
+            "matrix": m128[i].tolist(),
+            "matrix64": m64[i].tolist(),
         }
         lines.append(json.dumps(rec, sort_keys=True) + "\n")
     atomic_write_text(out / "manifest.jsonl", "".join(lines))
