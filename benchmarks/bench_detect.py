@@ -108,7 +108,9 @@ def difference(a: object, b: object) -> float | None:
     return float(max(np.abs(getattr(a, k) - getattr(b, k)).max() for k in ("boxes", "scores", "landmarks")))
 
 
-def check_inputs(data: Path, rwmfd: int, web: int, sizes: list[float]) -> Iterator[tuple[str, np.ndarray]]:
+def check_inputs(
+    data: Path, rwmfd: int, web: int, sizes: list[float], composed: bool = True
+) -> Iterator[tuple[str, np.ndarray]]:
     """The detection benchmarks' inputs (see the module docstring), as (name, detector input)."""
     sys.path.insert(0, str(Path(__file__).parent))
     from bench_restore import compose
@@ -118,7 +120,7 @@ def check_inputs(data: Path, rwmfd: int, web: int, sizes: list[float]) -> Iterat
     from facesr.restoration.api import _cached_detector
     from facesr.restoration.detect import DetectOptions, detect_faces
 
-    for photo in ("1080p", "3mp"):
+    for photo in ("1080p", "3mp") if composed else ():
         yield photo, detector_input(compose(data, size=photo))
     det = _cached_detector("cpu")
     for f in sample_files(data, rwmfd, web):
@@ -143,6 +145,7 @@ def main() -> None:
     parser.add_argument("--rwmfd", type=int, default=60)
     parser.add_argument("--web", type=int, default=20)
     parser.add_argument("--sizes", default="10,14,20")
+    parser.add_argument("--no-composed", action="store_true", help="--check without the composed photos")
     parser.add_argument("--repeats", type=int, default=0, help="interleaved timing pairs (0: none)")
     parser.add_argument("--photo", default="1080p", choices=("1080p", "3mp"))
     parser.add_argument("--threads", type=int, default=2)
@@ -172,7 +175,8 @@ def main() -> None:
     if args.write_fixture:
         write_fixture(old, args.write_fixture, args.baseline_rev)
     if args.check:
-        inputs = check_inputs(data, args.rwmfd, args.web, [float(s) for s in args.sizes.split(",")])
+        sizes = [float(s) for s in args.sizes.split(",")]
+        inputs = check_inputs(data, args.rwmfd, args.web, sizes, composed=not args.no_composed)
         diffs, faces, bad, n = [], 0, [], 0
         for name, img in inputs:
             n += 1
