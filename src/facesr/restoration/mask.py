@@ -20,16 +20,16 @@ from facesr.geometry import template
 
 #: Score (:func:`face_scores`, 8-bit levels squared) above which a face is reported as masked, for the
 #: weights named by :data:`THRESHOLD_WEIGHTS` (a test fails when the installed mask model differs:
-#: the score's scale moves with every retraining). Measured 2026-12-06 on the session-5 ``jdsr-fast-x4``,
-#: whose denoiser does the mask removal (the session-4 one had learnt nothing: AUC 0.848 and a threshold
-#: of 2.0): ``python benchmarks/mask_detect.py --per-class 150 --threads 1`` (the most confident face of
-#: 150 ``rwmfd/`` and 150 ``web_unmasked/`` photos, 260 faces), ROC AUC 0.941; the threshold is the best on
-#: the even-indexed half (722.18), and gives balanced accuracy 0.913 on the odd half; on all 260 faces it
-#: finds 88.5 % of masks and calls 5.1 % of unmasked faces masked (results/restore/mask_detect.json).
+#: the score's scale moves with every retraining). Measured 2026-12-07 on the session-6 ``jdsr-fast-x4``
+#: (session 5: AUC 0.941, threshold 722; session 4, whose denoiser had learnt nothing: AUC 0.848):
+#: ``python benchmarks/mask_detect.py --per-class 150 --threads 1`` (the most confident face of 150
+#: ``rwmfd/`` and 150 ``web_unmasked/`` photos, 260 faces), ROC AUC 0.955; the threshold is the best on
+#: the even-indexed half (466.62), and gives balanced accuracy 0.921 on the odd half
+#: (results/restore/mask_detect.json).
 #: Re-measure with ``benchmarks/mask_detect.py`` for new weights.
-THRESHOLD = 722.0
+THRESHOLD = 466.6
 #: sha256 of the ``jdsr-fast-x4`` weights :data:`THRESHOLD` was measured with.
-THRESHOLD_WEIGHTS = "9283c261dd55bc3e1d867f495245ea63e069d96f26b495e05f4bddd66a6ca6c6"
+THRESHOLD_WEIGHTS = "84ba5423511745f44dc7c46f762b21dfe50d24d593830b47acc6b18ed83acb9d"
 
 
 def _boxes(size: int) -> tuple[tuple[int, int, int, int], tuple[int, int, int, int]]:
