@@ -97,8 +97,16 @@ def main() -> None:
         help="extra model=auto configs with other detector settings, name=min_size:factor,... "
         "(e.g. min12=12:0.709), interleaved with the others",
     )
+    parser.add_argument(
+        "--default-allocator",
+        action="store_true",
+        help="leave glibc's malloc thresholds alone (facesr restore raises them: facesr.speed.allocator)",
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    from facesr.speed.allocator import keep_freed_memory
+
+    allocator = "glibc defaults" if args.default_allocator or not keep_freed_memory() else "keep_freed_memory"
 
     from facesr.nets.jdsr import JDSRGenerator
     from facesr.restoration.api import model_installed, restore
@@ -190,6 +198,7 @@ def main() -> None:
             "date_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime()),
             "device": args.device,
             "threads": args.threads,
+            "allocator": allocator,
             "cpu": platform.processor() or platform.machine(),
             "cpus_visible": os.cpu_count(),
             "load_avg_1min": round(os.getloadavg()[0], 2),

@@ -185,7 +185,9 @@ def restore_cmd(
     from facesr.restoration.detect import DetectOptions
     from facesr.restoration.engine import resolve_engine
     from facesr.restoration.report import RunReport
+    from facesr.speed.allocator import keep_freed_memory
 
+    keep_freed_memory()  # detection's strips reuse freed heap instead of faulting it in again
     dev = resolve_device(device)  # an unavailable device is a usage error before any work
     engine = resolve_engine(engine, dev, precision)  # likewise an unusable --engine ort
     background_upsampler(bg_upsampler, dev)  # an unknown or unusable upsampler: exit 2 before any work
