@@ -50,6 +50,25 @@ def test_corpus_is_deterministic_and_varied() -> None:
     assert any(len(c.data) == 0 for c in a), "no zero-byte file in the sample"
 
 
+def test_restore_targets_are_checked_against_the_memory_budget() -> None:
+    fz = _harness()
+    rows = [
+        {"target": "read", "peak_rss_mb": 5000.0},  # not a restore process: reported only
+        {"target": "api", "peak_rss_mb": 1403.0},
+        {"target": "cli", "peak_rss_mb": 1600.0},
+        {"target": "prepare", "peak_rss_mb": 9000.0},
+    ]
+    assert fz.check_budget(rows, 1536) == 1
+    assert [r.get("over_budget") for r in rows] == [None, False, True, None]
+    unknown = [{"target": "cli", "peak_rss_mb": None}]
+    assert fz.check_budget(unknown, 1536) == 1  # a peak that was not measured is not under budget
+    spec = importlib.util.spec_from_file_location("memory_probe", REPO / "benchmarks" / "memory_probe.py")
+    assert spec and spec.loader
+    probe = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(probe)
+    assert fz.BUDGET_MB == probe.BUDGET_MB  # the probe and the harness state one budget
+
+
 def test_declared_size_rewrites_png_header_with_valid_crc() -> None:
     """The 'enormous dimensions' mutation must produce a PNG whose header Pillow believes."""
     import io

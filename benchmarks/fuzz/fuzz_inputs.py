@@ -736,6 +736,26 @@ def table_lines(rows: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
+#: The documented memory budget (docs/reliability.md, benchmarks/memory_probe.py): peak RSS of one
+#: ``facesr restore`` process. The ``api`` worker restores its inputs one after another in one process and
+#: ``cli`` runs ``facesr restore`` on a batch, so both peaks must stay under it; ``read`` and ``prepare``
+#: are not restore processes and are reported only.
+BUDGET_MB = 1536
+BUDGET_TARGETS = ("api", "cli")
+
+
+def check_budget(rows: list[dict[str, Any]], budget_mb: float) -> int:
+    """Mark each restore target's row ``over_budget`` (peak RSS above ``budget_mb``, or unknown);
+    return how many are over."""
+    over = 0
+    for r in rows:
+        if r.get("target") in BUDGET_TARGETS:
+            peak = r.get("peak_rss_mb")
+            r["over_budget"] = peak is None or peak > budget_mb
+            over += r["over_budget"]
+    return over
+
+
 def print_table(rows: list[dict[str, Any]]) -> None:
     print("\n".join(table_lines(rows)))
 
@@ -750,6 +770,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--out", type=Path, default=None, help="JSON report (default: WORK/report.json)")
     ap.add_argument("--workers", type=int, default=2, help="worker processes for read/api")
+    ap.add_argument(
+        "--budget-mb", type=float, default=BUDGET_MB, help="peak RSS budget of the api and cli targets"
+    )
     ap.add_argument(
         "--timeout", type=float, default=60.0, help="seconds per input before it counts as a hang"
     )
@@ -847,6 +870,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  [{target}] done in {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
 
     total_s = time.perf_counter() - t_start
+    over_budget = check_budget(rows, args.budget_mb)
+    for r in rows:
+        if "over_budget" in r:
+            details[r["target"]]["over_budget"] = r["over_budget"]
     print_table(rows)
     report = {
         "count": len(cases),
@@ -859,6 +886,8 @@ def main(argv: list[str] | None = None) -> int:
         "mem_limit_gb": args.mem_limit_gb,
         "model": args.model or "auto",
         "workers": args.workers,
+        "budget_mb": args.budget_mb,
+        "targets_over_budget": over_budget,
         "python": sys.version.split()[0],
         "seconds_total": round(total_s, 1),
         "summary": rows,
@@ -873,7 +902,7 @@ def main(argv: list[str] | None = None) -> int:
         r["tracebacks"] + r["hangs"] + r["changed_inputs"] + r["silent_skips"] + r.get("grey_filled", 0)
         for r in rows
     )
-    return 1 if bad else 0
+    return 1 if bad or over_budget else 0
 
 
 def _cli_counts(out_root: Path) -> tuple[int, int]:
