@@ -68,6 +68,19 @@ def compared_state(run: Path) -> dict[str, torch.Tensor]:
     return out
 
 
+def _critic_problems(path: Path) -> list[str]:
+    """Why the exported critic (``critic.safetensors``, read by ``model.critic_init_from``) cannot be
+    used: unreadable, or a non-finite tensor; [] when it is fine."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        tensors = load_file(str(path))
+    except (SafetensorError, OSError) as exc:
+        return [f"{path.name}: {exc}"]
+    return [f"{path.name}: non-finite {k}" for k, t in tensors.items() if not torch.isfinite(t).all()]
+
+
 def check_files_load(run: Path) -> tuple[list[str], int]:
     """(checkpoint files that fail to load, leftover temp files) in a run folder."""
     bad = []
@@ -78,6 +91,9 @@ def check_files_load(run: Path) -> tuple[list[str], int]:
             bad.append(f"{p.name}: {exc}")
     for p in sorted(run.glob("*.safetensors")):
         try:
+            if p.name == "critic.safetensors":  # the exported critic is no restorer: read its tensors
+                bad.extend(_critic_problems(p))
+                continue
             from facesr.zoo import load_model
 
             load_model(p)
