@@ -15,6 +15,7 @@ from torch import nn
 from facesr import zoo
 from facesr.errors import ModelError
 from facesr.nets.registry import register_arch
+from facesr.nets.rlfn import pretrained_path
 
 
 class _Net(nn.Module):
@@ -181,6 +182,84 @@ def test_bundled_detector_refuses_a_replaced_file(tmp_path: Path, monkeypatch: p
     monkeypatch.setattr(checksums, "WEIGHTS_DIR", tmp_path)
     with pytest.raises(ModelError, match="sha256"):
         mtcnn.MTCNN().load_weights(fake)
+
+
+PRETRAINED = pretrained_path()
+needs_pretrained = pytest.mark.skipif(
+    not PRETRAINED.is_file(), reason=f"general-SR weights not found at {PRETRAINED} (../shared/pretrained)"
+)
+
+
+def _flipped_copy(dst: Path) -> Path:
+    """A copy of the shared RLFN file (a small stand-in when it is absent) with its last byte flipped."""
+    if PRETRAINED.is_file():
+        data = bytearray(PRETRAINED.read_bytes())
+    else:
+        src = dst.parent / "stand_in.safetensors"
+        save_file({"conv_1.weight": torch.zeros(2, 3, 3, 3)}, str(src))
+        data = bytearray(src.read_bytes())
+    data[-1] ^= 0xFF  # tensor data, not the header: the file still parses
+    dst.write_bytes(bytes(data))
+    return dst
+
+
+def test_shared_pretrained_weights_are_hash_checked(tmp_path: Path) -> None:
+    """A byte-flipped file under a recorded name is refused wherever it lives, in one line naming it."""
+    from facesr.checksums import PRETRAINED_SHA256, verify_pretrained
+    from facesr.nets.fast import JDSRFast, init_from_general_sr
+    from facesr.nets.rlfn import read_pretrained_rlfn
+
+    bad = _flipped_copy(tmp_path / "rlfn_prune_x4_div2k.safetensors")
+    for load in (
+        lambda: read_pretrained_rlfn(bad),
+        lambda: init_from_general_sr(JDSRFast(4), str(bad)),
+        lambda: zoo.load_model(bad),  # named by path
+    ):
+        with pytest.raises(ModelError, match=r"rlfn_prune_x4_div2k\.safetensors .*fails its sha256") as err:
+            load()
+        assert "\n" not in str(err.value) and "shared/pretrained/README.md" in str(err.value)
+    span = tmp_path / "span_ch28_x4_div2k.safetensors"
+    span.write_bytes(bad.read_bytes())
+    with pytest.raises(ModelError, match=r"span_ch28_x4_div2k\.safetensors .*fails its sha256"):
+        verify_pretrained(span)
+    assert set(PRETRAINED_SHA256) == {"rlfn_prune_x4_div2k.safetensors", "span_ch28_x4_div2k.safetensors"}
+
+
+@needs_pretrained
+def test_shared_pretrained_files_pass_and_are_hashed_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    from facesr import checksums
+    from facesr.nets.rlfn import read_pretrained_rlfn
+
+    for name in checksums.PRETRAINED_SHA256:
+        checksums.verify_pretrained(PRETRAINED.parent / name)  # the shared files pass
+    assert sum(v.numel() for v in read_pretrained_rlfn().values()) == 317_218
+    calls = []
+    real = checksums.sha256_file
+    monkeypatch.setattr(checksums, "sha256_file", lambda p: calls.append(p) or real(p))
+    monkeypatch.setattr(checksums, "_HASH_CACHE", {})
+    for _ in range(3):
+        read_pretrained_rlfn()
+    assert len(calls) == 1  # once per (path, size, mtime) per process
+
+
+def test_renamed_pretrained_copy_is_not_checked(tmp_path: Path) -> None:
+    """The user's own general-SR file under another name has no known hash: loaded, not refused."""
+    from facesr.nets.rlfn import read_pretrained_rlfn
+
+    mine = _flipped_copy(tmp_path / "my_rlfn.safetensors")
+    assert read_pretrained_rlfn(mine)  # loads; its keys/shapes are checked where they are used
+
+
+def test_user_vgg16_weights_have_no_known_hash_but_a_sidecar_is_checked(tmp_path: Path) -> None:
+    from facesr.losses.perceptual import ImageNetVGG16Features
+
+    vgg = tmp_path / "vgg16.safetensors"
+    save_file({"features.0.weight": torch.zeros(64, 3, 3, 3)}, str(vgg))
+    with pytest.raises(ModelError, match="not VGG-16 weights"):  # no hash known: on to the key check
+        ImageNetVGG16Features(vgg)
+    (tmp_path / "vgg16.safetensors.sha256").write_text("0" * 64 + "\n")
+    with pytest.raises(ModelError, match=r"vgg16\.safetensors\.sha256"):
+        ImageNetVGG16Features(vgg)
 
 
 def test_onnx_cache_key_includes_metadata() -> None:

@@ -22,8 +22,9 @@ is first built on PyTorch's ``meta`` device (no memory) and its tensor names and
 the file's exactly, NaN/inf weights are refused, and a forward pass on the meta device must give
 a 3-channel image (which also checks ``facesr.output_key``). Every file that is loaded is
 hash-checked where a hash is known: zoo entries (also when named by path), a ``<file>.sha256``
-sidecar next to any weights file, and the bundled detector/identity weights
-(:func:`facesr.checksums.verify_bundled`).
+sidecar next to any weights file, the bundled detector/identity weights
+(:func:`facesr.checksums.verify_bundled`) and the shared general-SR weights by file name
+(:func:`facesr.checksums.verify_pretrained`).
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from facesr.checksums import sha256_file
+from facesr.checksums import sha256_file, verify_pretrained
 from facesr.errors import ModelError
 from facesr.geometry import HR_SIZE, input_size
 from facesr.nets.registry import arch_names, get_builder
@@ -241,9 +242,11 @@ def _known_sha256(path: Path) -> tuple[str, str] | None:
 
 
 def verify_known_sha256(path: str | Path) -> None:
-    """Check a weights file named by path against its zoo entry's or ``.sha256`` sidecar's hash, if
-    one is known (issue 17: every loaded weights file, also training's ``model.init_from``)."""
+    """Check a weights file named by path against its zoo entry's or ``.sha256`` sidecar's hash, or
+    the recorded hash of a shared general-SR file of that name (:func:`facesr.checksums.verify_pretrained`),
+    if one is known (issue 17: every loaded weights file, also training's ``model.init_from``)."""
     path = Path(path)
+    verify_pretrained(path)  # a shared general-SR file (../shared/pretrained) named by path
     known = _known_sha256(path) if path.is_file() else None  # a missing file is its loader's error
     if known is not None and sha256_file(path) != known[0]:
         raise ModelError(f"{path}: fails the sha256 check recorded in {known[1]} (corrupt or replaced file)")

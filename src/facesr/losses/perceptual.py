@@ -50,7 +50,14 @@ class FaceRecognitionFeatures(nn.Module):
 
 
 class ImageNetVGG16Features(nn.Module):
-    """VGG-16 conv1_1..conv3_3 with ReLUs; returns relu1_2, relu2_2, relu3_3. Weights from the user."""
+    """VGG-16 conv1_1..conv3_3 with ReLUs; returns relu1_2, relu2_2, relu3_3. Weights from the user.
+
+    No hash is known for these weights: facesr ships none and records none (the user converts a VGG-16
+    of their choice to safetensors, so no one file is "the" VGG-16; torchvision's hash is that of its
+    pickle, not of a conversion). So the file is hash-checked only if the user puts a ``<file>.sha256``
+    sidecar next to it (:func:`facesr.zoo.verify_known_sha256`); otherwise only its keys and shapes are
+    checked.
+    """
 
     # torchvision indices of the convs up to relu3_3 in ``vgg16().features``
     _CONVS = (
@@ -75,6 +82,9 @@ class ImageNetVGG16Features(nn.Module):
         path = Path(weights).expanduser()
         if not path.is_file():
             raise ModelError(f"VGG-16 weights file {str(path)!r} not found")
+        from facesr.zoo import verify_known_sha256
+
+        verify_known_sha256(path)  # a <file>.sha256 sidecar, if the user wrote one
         layers: list[nn.Module] = []
         for idx in range(16):
             conv = next((c for c in self._CONVS if c[0] == idx), None)

@@ -123,15 +123,25 @@ def pretrained_path(name: str = PRETRAINED_RLFN) -> Path:
 
 
 def read_pretrained_rlfn(path: str | os.PathLike[str] | None = None) -> dict[str, torch.Tensor]:
-    """The original RLFN_Prune state dict (float32) from a safetensors file, keys as the authors wrote them."""
+    """The original RLFN_Prune state dict (float32) from a safetensors file, keys as the authors wrote them.
+
+    A file named ``rlfn_prune_x4_div2k.safetensors`` (the shared one, wherever it lives) is checked
+    against the sha256 that ``../shared/pretrained/README.md`` records
+    (:func:`facesr.checksums.verify_pretrained`; a one-line ModelError if it differs). A file under any
+    other name (the user's own RLFN_Prune weights, a renamed copy) has no known hash and is loaded
+    unchecked; its keys and shapes are still checked where it is loaded (:func:`load_strict`).
+    """
     from safetensors import SafetensorError
     from safetensors.torch import load_file
+
+    from facesr.checksums import verify_pretrained
 
     p = Path(path) if path is not None else pretrained_path()
     if not p.is_file():
         raise ModelError(
             f"pretrained RLFN weights {str(p)!r} not found (set FACESR_PRETRAINED to their folder)"
         )
+    verify_pretrained(p)  # issue 17: every loaded weights file is hash-checked where a hash is known
     try:
         return {k: v.float() for k, v in load_file(str(p)).items()}
     except (SafetensorError, OSError, ValueError) as exc:
