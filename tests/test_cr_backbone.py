@@ -48,6 +48,25 @@ def test_rlfn_cr_file_carries_its_sizes(tmp_path: Path) -> None:
         assert torch.allclose(restorer(x), net(x).clamp(0, 1), atol=1e-6)
 
 
+def test_luma_consistifier_changes_brightness_only(tmp_path: Path) -> None:
+    """``cr.nets.gc_luma``: G_C adds the same change to R, G and B (no colour fringes), and a stage-B run
+    exports ``gc_luma`` in its arch args so that the file loads as the network it trained."""
+    from facesr.nets.cr import Consistifier
+
+    gc = Consistifier(8, 1, luma=True)
+    torch.nn.init.normal_(gc.tail.weight, std=0.1)
+    x = torch.rand(2, 3, 16, 16)
+    with torch.no_grad():
+        d = gc(x) - x
+    assert d.abs().max() > 0
+    assert torch.allclose(d[:, 0], d[:, 1], atol=1e-6) and torch.allclose(d[:, 1], d[:, 2], atol=1e-6)
+    a = train(load_train_config(TINY, ["recipe.name=cr_a", f"run.out_dir={tmp_path / 'a'}", "run.steps=1"]))
+    over = ["recipe.name=cr_b", f"run.out_dir={tmp_path / 'b'}", f"cr.init={a}", "run.steps=2"]
+    b = train(load_train_config(TINY, [*over, "cr.nets.gc_luma=true"]))
+    net = load_model(b / "weights.safetensors").net
+    assert net.gc.luma and net.gc.tail.out_channels == 1
+
+
 @needs_pretrained
 def test_stage_a_starts_from_general_sr_and_stage_b_freezes_it(tmp_path: Path) -> None:
     from facesr.nets.rlfn import body_state, read_pretrained_rlfn

@@ -57,13 +57,18 @@ class Consistifier(nn.Module):
     ``x + tail``: the network starts as (near) identity, which is what the content-preservation
     loss asks for, so it only has to learn the *characteristic* change (blur, noise, JPEG).
     The tail is zero-initialised for exactly that reason.
+
+    ``luma=True`` [OURS, session 7]: the tail has one output channel, added equally to R, G and B, so
+    G_C can change brightness detail (blur, noise, blocks) but never colour. On real photos the
+    unconstrained G_C painted coloured fringes around the eyes that G_S then enlarged (docs/cr.md 6).
     """
 
-    def __init__(self, width: int = 64, blocks: int = 8) -> None:
+    def __init__(self, width: int = 64, blocks: int = 8, luma: bool = False) -> None:
         super().__init__()
+        self.luma = bool(luma)
         self.head = nn.Conv2d(3, width, 3, padding=1)
         self.body = nn.Sequential(*[ResBlock(width) for _ in range(blocks)])
-        self.tail = nn.Conv2d(width, 3, 3, padding=1)
+        self.tail = nn.Conv2d(width, 1 if self.luma else 3, 3, padding=1)
         nn.init.zeros_(self.tail.weight)
         nn.init.zeros_(self.tail.bias)
 
@@ -231,10 +236,11 @@ def build_cr(
     out_size: int = HR_SIZE,
     gs_kernel: int = 9,
     gs_arch: str = "srresnet",
+    gc_luma: bool = False,
 ) -> CRModel:
-    """CR inference model G_S(G_C(x)), 16x16 -> ``out_size``."""
+    """CR inference model G_S(G_C(x)), 16x16 -> ``out_size`` (``gc_luma``: see :class:`Consistifier`)."""
     gs = make_gs(gs_arch, gs_width, gs_blocks, bicubic_skip, gs_kernel)
-    return CRModel(Consistifier(gc_width, gc_blocks), gs, out_size)
+    return CRModel(Consistifier(gc_width, gc_blocks, gc_luma), gs, out_size)
 
 
 @register_arch("cr_sr_only")

@@ -72,6 +72,7 @@ class CRNets(Strict):
 
     gc_width: int = Field(64, gt=0)
     gc_blocks: int = Field(8, ge=0)
+    gc_luma: bool = False  # [OURS] G_C changes brightness only (one output channel added to R, G, B)
     gs_width: int = Field(64, gt=0)
     gs_blocks: int = Field(16, ge=0)
     bicubic_skip: bool = True  # [OURS] G_S output added to the bicubic-upsampled input
@@ -453,7 +454,8 @@ class CRRecipe:
 
     def arch_args(self) -> dict[str, Any]:
         n = self.crs.nets
-        return {"gc_width": n.gc_width, "gc_blocks": n.gc_blocks, **self.gs_args()}
+        luma = {"gc_luma": True} if n.gc_luma else {}  # absent when off: files stay loadable by older code
+        return {"gc_width": n.gc_width, "gc_blocks": n.gc_blocks, **luma, **self.gs_args()}
 
     # -- helpers used by the steps --------------------------------------------------------------
     def d_update(self, loss: torch.Tensor, updaters: dict[str, Any], logs: dict[str, LogValue]) -> None:
@@ -567,7 +569,7 @@ class StageB(CRRecipe):
     def build(self) -> None:
         n = self.crs.nets
         self.gs = self.make_gs().requires_grad_(False)
-        self.gc = Consistifier(n.gc_width, n.gc_blocks)
+        self.gc = Consistifier(n.gc_width, n.gc_blocks, n.gc_luma)
         self.generator = CRModel(self.gc, self.gs, PREVIEW)
         self.nets["G"] = self.generator
         d = [("d_lr", PatchDiscriminator(LR_SIZE, n.d_width))]
@@ -624,7 +626,7 @@ class StageC(CRRecipe):
     def build(self) -> None:
         n = self.crs.nets
         self.gs = self.make_gs()
-        self.gc = Consistifier(n.gc_width, n.gc_blocks).requires_grad_(False)
+        self.gc = Consistifier(n.gc_width, n.gc_blocks, n.gc_luma).requires_grad_(False)
         self.generator = CRModel(self.gc, self.gs, PREVIEW)
         self.nets["G"] = self.generator
         if n.use_d_hr:
