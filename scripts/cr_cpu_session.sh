@@ -5,8 +5,8 @@
 # utk-art-x4. Needs a built genuine set (`facesr genuine build`) and a prepared UTKFace.
 #   bash scripts/cr_cpu_session.sh a        # stage A (foreground; ~25 min on a free core)
 #   bash scripts/cr_cpu_session.sh b        # the five stage-B / cycle runs (foreground, two queues)
-#   bash scripts/cr_cpu_session.sh b2       # round 2: two more stage-B variants (foreground)
-#   FACESR_CR_C_FROM=cr_rlfn_b_s7_no_cr bash scripts/cr_cpu_session.sh c   # optional stage C on the chosen run
+#   bash scripts/cr_cpu_session.sh b2       # rounds 3-4: pixel content, brightness-only G_C (foreground)
+#   FACESR_CR_C_FROM=cr_rlfn_b_s7l_cr5 bash scripts/cr_cpu_session.sh c   # optional stage C (not run in session 7)
 #   bash scripts/cr_cpu_session.sh eval     # score every run (foreground)
 # FACESR_CR_TAG names the runs (default s7), FACESR_CR_A_STEPS / FACESR_CR_B_STEPS set the lengths.
 set -euo pipefail
@@ -18,7 +18,8 @@ R=workspace/runs
 A="$R/cr_rlfn_a_$tag"
 # content on Gaussian-blurred versions (sigma 1) as in the shipped cr-x4 (docs/cr.md section 7): G_C is tied to
 # the genuine face's low frequencies only and free to change its high-frequency characteristics
-common=(run.progress=false run.steps="$b_steps" run.max_minutes=120 cr.init="$A" loss.content_blur_sigma=1.0)
+common=(run.progress=false run.steps="$b_steps" run.max_minutes=120 cr.init="$A" loss.content_blur_sigma=1.0
+  cr.nets.gc_luma=false)
 # the main CR recipe: degradation consistency (loss.cr) + the HR adversarial part of the CR term
 cr_main=(loss.cr=50 loss.cr_hr_adv=0.1 cr.nets.use_d_hr=true)
 case "${1:-}" in
@@ -44,13 +45,23 @@ case "${1:-}" in
     wait
     ;;
   b2)
-    # round 2 (after scoring round 1 on genuine-lr-val: the consistency part at weight 50 hurt, the HR
-    # adversarial part helped): the HR adversarial part alone, and the consistency part at weight 5 with it
-    hr=(cr.nets.use_d_hr=true loss.cr_hr_adv=0.1)
-    nice -n 5 facesr train configs/cr_rlfn_b.yaml run.name="cr_rlfn_b_${tag}_hradv_only" "${common[@]}" "${hr[@]}" \
-      loss.cr=0 > "workspace/cr_b2_${tag}_hradv.out" 2>&1 &
-    nice -n 5 facesr train configs/cr_rlfn_b.yaml run.name="cr_rlfn_b_${tag}_cr5" "${common[@]}" "${hr[@]}" \
-      loss.cr=5 > "workspace/cr_b2_${tag}_cr5.out" 2>&1 &
+    # rounds 3 and 4 (after round 1 was scored and looked at on real photos: G_C painted dark, coloured
+    # eye spots; content on blurred faces leaves it free to): content on pixels (sigma 0), CR term 5, with
+    # the no-CR-term and no-content ablations; then the brightness-only G_C (cr.nets.gc_luma, the config's
+    # default since session 7) with and without the CR term. cr_rlfn_b_<tag>l_cr5 is the shipped cr-x4.
+    pix=(run.progress=false run.steps="$b_steps" run.max_minutes=120 cr.init="$A" loss.content_blur_sigma=0)
+    (
+      nice -n 5 facesr train configs/cr_rlfn_b.yaml run.name="cr_rlfn_b_${tag}p_cr5" "${pix[@]}" \
+        cr.nets.gc_luma=false loss.cr=5
+      nice -n 5 facesr train configs/cr_rlfn_b.yaml run.name="cr_rlfn_b_${tag}l_cr5" "${pix[@]}" loss.cr=5
+    ) > "workspace/cr_b2_${tag}_q1.out" 2>&1 &
+    (
+      nice -n 5 facesr train configs/cr_rlfn_b.yaml run.name="cr_rlfn_b_${tag}p_no_cr" "${pix[@]}" \
+        cr.nets.gc_luma=false loss.cr=0
+      nice -n 5 facesr train configs/cr_rlfn_b.yaml run.name="cr_rlfn_b_${tag}l_no_cr" "${pix[@]}" loss.cr=0
+    ) > "workspace/cr_b2_${tag}_q2.out" 2>&1 &
+    nice -n 5 facesr train configs/cr_rlfn_b.yaml run.name="cr_rlfn_b_${tag}p_no_content" "${pix[@]}" \
+      cr.nets.gc_luma=false loss.cr=5 loss.content=0 > "workspace/cr_b2_${tag}_q3.out" 2>&1
     wait
     ;;
   c)
@@ -72,8 +83,11 @@ case "${1:-}" in
       --method "cr-no-cr-term=$R/cr_rlfn_b_${tag}_no_cr/weights.safetensors" \
       --method "cr-no-content=$R/cr_rlfn_b_${tag}_no_content/weights.safetensors" \
       --method "cycle=$R/cr_rlfn_cycle_$tag/weights.safetensors" --method cr-x4-shipped=cr-x4
-    facesr genuine eval --out results --method "cr-hr-adv-only=$R/cr_rlfn_b_${tag}_hradv_only/weights.safetensors" \
-      --method "cr-consistency5=$R/cr_rlfn_b_${tag}_cr5/weights.safetensors"
+    facesr genuine eval --out results --method "cr-pix=$R/cr_rlfn_b_${tag}p_cr5/weights.safetensors" \
+      --method "cr-pix-no-cr-term=$R/cr_rlfn_b_${tag}p_no_cr/weights.safetensors" \
+      --method "cr-pix-no-content=$R/cr_rlfn_b_${tag}p_no_content/weights.safetensors"
+    facesr genuine eval --out results --method "cr-luma=$R/cr_rlfn_b_${tag}l_cr5/weights.safetensors" \
+      --method "cr-luma-no-cr-term=$R/cr_rlfn_b_${tag}l_no_cr/weights.safetensors"
     ;;
   *)
     echo "usage: $0 a|b|eval" >&2
