@@ -1,7 +1,7 @@
 """Do no harm, lower face: which restorations paint skin where there is no mask, and does the rule catch them?
 
 ``facesr.restore`` (``upscale=1``, default models) is run on three fixed samples: the bundled sample
-photos (crowds: the heads seen from above in ``docs/img/restore_before_after.png``), the sample of
+photos (crowds: the heads seen from above in ``docs/img/restore_before_after.jpg``), the sample of
 ``benchmarks/detect_precision.py`` (every k-th of 40 ``rwmfd/`` and 20 ``web_unmasked/`` photos) and
 that of ``benchmarks/mask_detect.py`` at 60 per class. For every face that reaches the do-no-harm
 check it records the mask score, the disagreement and the lower-face brightening (the restored

@@ -1,10 +1,12 @@
-"""docs/img/restore_before_after.png: a bundled sample photo before and after ``facesr restore --upscale 2``.
+"""docs/img/restore_before_after.jpg: a bundled sample photo before and after ``facesr restore --upscale 2``.
 
 Left: the input enlarged 2x by bicubic (what the background upsampler does everywhere); right:
 the output of ``facesr.restore(photo, upscale=2)`` with the default models. Each row is a region
 of the photo with small faces, so the faces are seen at the size a viewer sees them.
 
-    python scripts/restore_figure.py --out docs/img/restore_before_after.png
+    python scripts/restore_figure.py --out docs/img/restore_before_after.jpg
+
+The format follows the suffix of ``--out``: JPEG (quality 92, 4:4:4, ``facesr.io.FIGURE_JPEG``) or PNG.
 """
 
 from __future__ import annotations
@@ -22,12 +24,12 @@ REGIONS = (("rwmfd_0002_0078.jpg", 0, 40, 256, 167), ("rwmfd_0006_0036.jpg", 0, 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=Path("docs/img/restore_before_after.png"))
+    parser.add_argument("--out", type=Path, default=Path("docs/img/restore_before_after.jpg"))
     args = parser.parse_args()
     import torch
 
     torch.set_num_threads(2)
-    from facesr.io import read_image, write_image
+    from facesr.io import read_image, write_figure
     from facesr.restoration.api import restore
     from facesr.restoration.background import resize
 
@@ -47,7 +49,7 @@ def main() -> None:
     draw = ImageDraw.Draw(sheet)
     draw.text((4, 2), "input, bicubic x2", fill="white")
     draw.text((rows[0].shape[1] // 2 + 8, 2), "facesr restore --upscale 2", fill="white")
-    write_image(args.out, np.asarray(sheet))
+    write_figure(args.out, np.asarray(sheet))
     print(f"wrote {args.out}")
 
 

@@ -4,8 +4,9 @@ Starts ``facesr demo`` on a free localhost port in a subprocess, uploads a real 
 page's file input, presses Restore, waits for the result, checks that the output image is shown,
 decodes, is the input enlarged by the restore's ``upscale`` and differs from it, that the per-face
 table is filled, and saves a screenshot (to a temporary folder; ``FACESR_UPDATE_SCREENSHOT=1``
-writes ``docs/img/demo.png``, so that a test run leaves tracked files alone). A second test clicks a
-bundled example photo instead of uploading and picks 4x in the upscale dropdown. The server must not advise ``share=True``.
+writes ``docs/img/demo.jpg``, a JPEG made by ``facesr.io.write_figure``, so that a test run leaves
+tracked files alone). A second test clicks a bundled example photo instead of uploading and picks 4x
+in the upscale dropdown. The server must not advise ``share=True``.
 
 Needs: ``pip install 'facesr[demo]' playwright`` and ``apt-get install -y chromium``
 (Playwright never downloads its own browser here; ``/usr/bin/chromium`` is used). Skips with the
@@ -41,7 +42,7 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-DOCS_SCREENSHOT = REPO / "docs" / "img" / "demo.png"
+DOCS_SCREENSHOT = REPO / "docs" / "img" / "demo.jpg"
 MAX_UPLOAD_MB = 5
 
 pytestmark = [pytest.mark.slow]
@@ -141,11 +142,13 @@ def _image_at(page, src: str) -> np.ndarray:  # type: ignore[no-untyped-def]
 
 
 def _screenshot_path(tmp_path: Path) -> Path:
-    return DOCS_SCREENSHOT if os.environ.get("FACESR_UPDATE_SCREENSHOT") == "1" else tmp_path / "demo.png"
+    return DOCS_SCREENSHOT if os.environ.get("FACESR_UPDATE_SCREENSHOT") == "1" else tmp_path / "demo.jpg"
 
 
 def test_upload_restore_download(demo_server: str, request: pytest.FixtureRequest, tmp_path: Path) -> None:
     from playwright.sync_api import sync_playwright
+
+    from facesr.io import write_figure
 
     shared = request.getfixturevalue("shared_data") if (REPO.parent / "shared" / "data").is_dir() else None
     photo = sample_photo(shared)
@@ -181,7 +184,8 @@ def test_upload_restore_download(demo_server: str, request: pytest.FixtureReques
             page.locator('#download a[download$="-restored.png"]').wait_for(timeout=30_000)
             shot = _screenshot_path(tmp_path)
             shot.parent.mkdir(parents=True, exist_ok=True)
-            page.screenshot(path=str(shot), full_page=True)
+            png = page.screenshot(full_page=True)  # lossless; write_figure makes the JPEG
+            write_figure(shot, np.asarray(Image.open(io.BytesIO(png)).convert("RGB")))
         finally:
             browser.close()
 

@@ -156,3 +156,19 @@ def test_remove_stale_temps_only_touches_temp_files(tmp_path: Path) -> None:
     removed = remove_stale_temps(tmp_path)
     assert [p.name for p in removed] == [".last.pt.abc123.tmp"]
     assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]
+
+
+def test_write_figure_jpeg_is_444_and_png_is_lossless(tmp_path: Path) -> None:
+    """docs/img figures: a .jpg path gives quality-92 JPEG without chroma subsampling; .png stays exact."""
+    from PIL import JpegImagePlugin
+
+    from facesr.io import write_figure
+
+    rng = np.random.default_rng(0)
+    arr = rng.integers(0, 256, (48, 64, 3), dtype=np.uint8)
+    write_figure(tmp_path / "fig.jpg", arr)
+    with Image.open(tmp_path / "fig.jpg") as im:
+        assert im.format == "JPEG" and im.size == (64, 48)
+        assert JpegImagePlugin.get_sampling(im) == 0  # 4:4:4
+    write_figure(tmp_path / "fig.png", arr)
+    assert np.array_equal(read_image(tmp_path / "fig.png"), arr)

@@ -176,7 +176,7 @@ def test_restored_faces_keep_the_inputs_colours(monkeypatch, crowd: np.ndarray) 
 def test_a_restoration_that_paints_the_lower_face_brighter_is_not_pasted(
     monkeypatch, crowd: np.ndarray
 ) -> None:
-    """The pink patch on the hair of heads seen from above (docs/img/restore_before_after.png): the
+    """The pink patch on the hair of heads seen from above (docs/img/restore_before_after.jpg): the
     models paint skin wherever their denoiser sees a mask, and the mask box is left out of the
     disagreement. A restorer that paints the lower face white brightens every face's lower face
     that was darker: those are kept with the reason; painting it dark (as removing a light mask

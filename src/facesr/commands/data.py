@@ -184,7 +184,7 @@ def benchmarks_verify(out: str | None) -> None:
     default="workspace/preview.png",
     show_default=True,
     type=click.Path(dir_okay=False),
-    help="PNG to write.",
+    help="Image to write: PNG, or JPEG (quality 92, 4:4:4) for a .jpg path.",
 )
 @click.option(
     "--prepared",

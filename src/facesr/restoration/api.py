@@ -66,7 +66,7 @@ MAX_DISAGREEMENT = 0.08
 #: input frame, is brighter than the input's by more than this (mean BT.601 luma, 0-1) is not
 #: pasted either. Why: the models paint a skin-coloured patch wherever their denoiser sees a mask,
 #: and in crowds that is also the hair of the head in front, which the check above leaves out with
-#: the mask box (the pink patches of docs/img/restore_before_after.png). On 180 hand-checked real
+#: the mask box (the pink patches of docs/img/restore_before_after.jpg). On 180 hand-checked real
 #: faces (benchmarks/restore_harm.py, docs/restore.md): faces with no patch, light masks removed
 #: included, -0.27 to +0.03; skin painted over hair, a head or a chin +0.07 to +0.37. The cost: a
 #: dark mask is kept too (+0.08 to +0.35; the models turn most of them into pink blobs).
