@@ -16,7 +16,7 @@ a_steps="${FACESR_CR_A_STEPS:-10000}"
 b_steps="${FACESR_CR_B_STEPS:-3000}"
 R=workspace/runs
 A="$R/cr_rlfn_a_$tag"
-# content on Gaussian-blurred versions (sigma 1) as in the shipped cr-x4 (docs/cr.md section 7): G_C is tied to
+# round 1: content on Gaussian-blurred versions (sigma 1) as in the session-2 cr-x4 (docs/cr.md section 7): G_C is tied to
 # the genuine face's low frequencies only and free to change its high-frequency characteristics
 common=(run.progress=false run.steps="$b_steps" run.max_minutes=120 cr.init="$A" loss.content_blur_sigma=1.0
   cr.nets.gc_luma=false)
@@ -90,7 +90,7 @@ case "${1:-}" in
       --method "cr-luma-no-cr-term=$R/cr_rlfn_b_${tag}l_no_cr/weights.safetensors"
     ;;
   *)
-    echo "usage: $0 a|b|eval" >&2
+    echo "usage: $0 a|b|b2|c|eval" >&2
     exit 2
     ;;
 esac
