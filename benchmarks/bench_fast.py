@@ -41,10 +41,14 @@ CANDIDATES = [
 
 def train_rows(prepared: object, steps: int, warmup: int, batch: int) -> list[dict[str, object]]:
     from facesr.speed.training import measure_train_lever
+    from facesr.train.loop import cpu_bf16_native
 
+    levers = ["fp32", "channels_last"]
+    if cpu_bf16_native():  # bf16 autocast is only a lever where the CPU computes bf16 natively
+        levers += ["bf16", "bf16+channels_last"]
     rows = []
     for label, config, extra in CANDIDATES:
-        for lever in ("fp32", "channels_last"):
+        for lever in levers:
             res = measure_train_lever(
                 config,
                 lever,
@@ -164,10 +168,14 @@ def main() -> None:
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    from facesr.train.loop import cpu_bf16_native
+
     out: dict[str, object] = {
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "hardware": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads",
         "torch": torch.__version__,
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "cpu_bf16_native": cpu_bf16_native(),
     }
     if args.skip_train and args.json and args.json.is_file():  # keep the training rows of an earlier run
         out["train"] = json.loads(args.json.read_text(encoding="utf-8")).get("train", [])

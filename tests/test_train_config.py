@@ -65,15 +65,23 @@ def test_overrides_are_typed_and_never_executed() -> None:
         load_train_config(None, ["schedule.milestones=[0.9, 0.5]"])
 
 
-def test_bf16_refused_on_cpu() -> None:
+def test_cpu_precision_rules(monkeypatch: pytest.MonkeyPatch) -> None:
+    """auto stays fp32 on the CPU; bf16 there only with native bf16; fp16 only on CUDA."""
     import torch
 
+    from facesr.train import loop
     from facesr.train.loop import resolve_precision
 
-    assert resolve_precision("auto", torch.device("cpu")) == "fp32"
+    cpu = torch.device("cpu")
+    assert resolve_precision("auto", cpu) == "fp32"
     assert resolve_precision("auto", torch.device("cuda")) == "bf16"
-    with pytest.raises(ConfigError, match="bf16 needs a CUDA device"):
-        resolve_precision("bf16", torch.device("cpu"))
+    with pytest.raises(ConfigError, match="fp16 needs a CUDA device"):
+        resolve_precision("fp16", cpu)
+    monkeypatch.setattr(loop, "cpu_bf16_native", lambda: False)
+    with pytest.raises(ConfigError, match="native bf16"):
+        resolve_precision("bf16", cpu)
+    monkeypatch.setattr(loop, "cpu_bf16_native", lambda: True)
+    assert resolve_precision("bf16", cpu) == "bf16"
 
 
 def test_print_config_cli(capsys: pytest.CaptureFixture[str]) -> None:

@@ -14,7 +14,7 @@ runs with the same override:
 lever              override                               what it changes
 =================  =====================================  =========================================
 ``fp32``           run.precision=fp32, optim.impl=foreach  the plain eager baseline (CPU default)
-``bf16``           run.precision=bf16                     autocast (CUDA only)
+``bf16``           run.precision=bf16                     autocast (CUDA; CPU with native bf16)
 ``channels_last``  run.channels_last=true                 NHWC generator and critic
 ``fused``          optim.impl=fused                       one fused Adam kernel per network
 ``sync_log``       run.sync=log                           no ``.item()`` per step (fused Adam skip)

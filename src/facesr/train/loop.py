@@ -223,12 +223,33 @@ def init_distributed(device_pref: str) -> tuple[int, int, torch.device]:
     return rank, world, torch.device("cpu")
 
 
+def cpu_bf16_native() -> bool:
+    """Whether this CPU computes bf16 natively (AVX-512 BF16 / AMX, as oneDNN reports it).
+
+    Why it matters: without it bf16 autocast on the CPU is emulated and slower than fp32; with it the
+    jdsr-fast generator's forward + backward runs about 1.9x faster on a 2-core AMD EPYC
+    (docs/jdsr-fast.md, session 8).
+    """
+    probe = getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", None)
+    try:
+        return bool(probe()) if probe is not None else False
+    except RuntimeError:  # a build without oneDNN
+        return False
+
+
 def resolve_precision(requested: str, device: torch.device) -> str:
-    """auto -> bf16 on CUDA, fp32 on CPU; reduced precision on CPU is refused (too slow, no gain)."""
+    """auto -> bf16 on CUDA, fp32 on CPU. bf16 on the CPU only where the CPU has native bf16
+    (:func:`cpu_bf16_native`); fp16 on the CPU is refused (emulated: slower, no gain). ``auto`` stays
+    fp32 on the CPU: bf16 is a measured opt-in there, not a silent change of the shipped recipes."""
     if requested == "auto":
         return "bf16" if device.type == "cuda" else "fp32"
-    if requested != "fp32" and device.type != "cuda":
-        raise ConfigError(f"run.precision={requested} needs a CUDA device; use fp32 (or auto) on CPU")
+    if requested == "bf16" and device.type == "cpu" and not cpu_bf16_native():
+        raise ConfigError(
+            "run.precision=bf16 needs a CUDA device or a CPU with native bf16 (AVX-512 BF16 or AMX), "
+            "which this one lacks; use fp32 (or auto)"
+        )
+    if requested == "fp16" and device.type != "cuda":
+        raise ConfigError("run.precision=fp16 needs a CUDA device; use fp32 (or auto) on CPU")
     return requested
 
 
