@@ -5,7 +5,8 @@ Why: the frozen benchmark is synthetic (UTKFace, MaskTheFace masks, bicubic LR);
 same pipeline as ``facesr restore`` and every model gets the same aligned LR input, so the columns differ
 only by the model. Each photo is first shrunk so that its largest face is 128/scale px (see
 :func:`small_version`). Columns: the aligned LR input (nearest, as the model sees it), then each model's
-128x128 output.
+128x128 output. Each model gets every face (``restore(model=NAME)``), at its own input size: an x4
+model in an ``--scale 2`` grid sees the face halved.
 
     python benchmarks/real_photo_grid.py --models bicubic-x4 jdsr-lite-x4 jdsr-fast-x4 \
         --out docs/img/real_grid_x4.jpg
@@ -66,14 +67,13 @@ def small_version(path: Path, scale: int) -> np.ndarray | None:
     return np.asarray(Image.fromarray(img).resize(size, Image.Resampling.BICUBIC, reducing_gap=None))
 
 
-def faces_of(img: np.ndarray, model: str, scale: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    """(aligned LR input, restored 128 face) for every restored face of ``img`` with ``model``."""
+def faces_of(img: np.ndarray, model: str) -> list[tuple[np.ndarray, np.ndarray] | None]:
+    """(aligned LR input, restored 128 face) per detected face of ``img`` with ``model``, in detection
+    order (the same for every model); None where the face was not restored (kept, skipped)."""
     from facesr import restore
 
     res = restore(img, model=model, upscale=1)
-    return [
-        (f.lr, f.sr) for f in res.faces if f.status == "restored" and f.sr is not None and f.scale == scale
-    ]
+    return [(f.lr, f.sr) if f.status == "restored" and f.sr is not None else None for f in res.faces]
 
 
 def main() -> None:
@@ -92,14 +92,15 @@ def main() -> None:
         img = small_version(path, args.scale)
         if img is None:
             continue
-        per_model = [faces_of(img, m, args.scale) for m in args.models]
+        per_model = [faces_of(img, m) for m in args.models]
         n = min(len(p) for p in per_model)
-        for k in range(min(n, 2)):  # at most two faces per photo
-            lr = per_model[0][k][0]
+        # faces every model restored (a model may keep a face that another restores), at most two
+        shared = [k for k in range(n) if all(p[k] is not None for p in per_model)][:2]
+        for k in shared:
+            lr = per_model[0][k][0]  # type: ignore[index]
             lr_up = np.asarray(Image.fromarray(lr).resize((128, 128), Image.Resampling.NEAREST))
-            rows.append(
-                (f"{set_name}/{path.parent.name}/{path.name}", [lr_up] + [p[k][1] for p in per_model])
-            )
+            tiles = [lr_up] + [p[k][1] for p in per_model]  # type: ignore[index]
+            rows.append((f"{set_name}/{path.parent.name}/{path.name}", tiles))
         if len(rows) >= args.max_rows:
             break
     if not rows:

@@ -65,6 +65,7 @@ MAX_ARG_ITEMS = 256
 ARCH_MODULES = (
     "facesr.nets.jdsr",
     "facesr.nets.fast",
+    "facesr.nets.fast_mix",
     "facesr.nets.cr",
     "facesr.nets.baselines",
     "facesr.nets.peers",

@@ -1,0 +1,128 @@
+"""``jdsr_fast_x2_mix``: the 64 px composite (x2 everywhere, x4 where its denoiser removes a mask)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from facesr.data.degrade import resize
+from facesr.nets.fast import build_jdsr_fast
+from facesr.nets.fast_mix import JDSRFastX2Mix, build_jdsr_fast_x2_mix, half_matrix, lower_face_ramp
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _mix(low: float = 0.015, high: float = 0.06) -> JDSRFastX2Mix:
+    torch.manual_seed(0)
+    return build_jdsr_fast_x2_mix(x2={"size": "fast"}, x4={"unet_up": "bilinear"}, low=low, high=high).eval()
+
+
+class _PaintsLowerFace(torch.nn.Module):
+    """A stand-in x4 denoiser that changes rows 16-31 of a 32 px face by 0.3 (a "mask" it removes)."""
+
+    def forward(self, lr: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        out = lr.clone()
+        out[..., 16:, :] += 0.3
+        return torch.zeros_like(lr), out
+
+
+def test_half_matrix_is_the_training_bicubic() -> None:
+    x = torch.rand(2, 3, 64, 64)
+    a = half_matrix()
+    assert torch.allclose(a @ x @ a.T, resize(x, 32), atol=1e-5)
+
+
+def test_ramp_keeps_the_eyes_out() -> None:
+    ramp = lower_face_ramp().flatten()
+    assert ramp[:10].max() == 0.0  # brows and eyes (the eyes sit at row ~8.8 of the 32 px template)
+    assert ramp[14:].min() == 1.0  # nose to chin
+
+
+def test_untouched_face_is_the_x2_output() -> None:
+    """An untrained x4 denoiser is the identity: no change, blend 0, the output is the x2 part's exactly."""
+    net = _mix()
+    with torch.no_grad():
+        out = net(torch.rand(2, 3, 64, 64))
+    assert out["sr"].shape == (2, 3, 128, 128) and out["blend"].shape == (2, 1, 128, 128)
+    assert float(out["blend"].abs().max()) == 0.0
+    assert torch.equal(out["sr"], out["sr_x2"])
+
+
+def test_a_removed_mask_takes_the_x4_output_below_the_eyes_only() -> None:
+    net = _mix()
+    net.x4.denoiser = _PaintsLowerFace()
+    with torch.no_grad():
+        out = net(torch.rand(1, 3, 64, 64))
+    m = out["blend"][0, 0]
+    assert float(m[80:].min()) == 1.0  # the "mask" rows, upsampled x4
+    assert float(m[:36].max()) == 0.0  # eyes and above stay the x2 output
+    low = out["sr"][..., 80:, :]
+    assert torch.allclose(low, out["sr_x4"][..., 80:, :])
+
+
+def test_bad_parts_and_thresholds_are_refused() -> None:
+    with pytest.raises(ValueError, match="x2 and an x4"):
+        JDSRFastX2Mix(build_jdsr_fast(scale=4), build_jdsr_fast(scale=4))
+    with pytest.raises(ValueError, match="low < high"):
+        _mix(low=0.1, high=0.05)
+
+
+def test_onnx_matches_pytorch(tmp_path: Path) -> None:
+    pytest.importorskip("onnxruntime")
+    from facesr.restoration.onnx import export_onnx, verify_onnx
+    from facesr.zoo import Restorer
+
+    net = _mix(low=0.0, high=0.02)
+    torch.nn.init.normal_(net.x4.denoiser.unet.out.weight, std=0.1)  # a denoiser that changes the face
+    restorer = Restorer(net, name="t", scale=2, output_key="sr")
+    path = tmp_path / "mix.onnx"
+    export_onnx(restorer, path)
+    assert verify_onnx(restorer, path, batch=2) < 1e-4
+
+
+def test_compose_script_builds_a_loadable_file_from_two_parts(tmp_path: Path) -> None:
+    """scripts/compose_x2_mix.py: two jdsr_fast files in, one zoo file out, every key used, parts named."""
+    from safetensors import safe_open
+
+    from facesr.zoo import load_model, save_weights
+
+    for scale, args in (
+        (2, {"size": "fast", "scale": 2}),
+        (4, {"size": "fast", "scale": 4, "unet_up": "bilinear"}),
+    ):
+        save_weights(
+            build_jdsr_fast(**args),
+            tmp_path / f"x{scale}.safetensors",
+            arch="jdsr_fast",
+            args=args,
+            scale=scale,
+            output_key="sr",
+        )
+    out = tmp_path / "mix"
+    cmd = [
+        sys.executable,
+        str(ROOT / "scripts/compose_x2_mix.py"),
+        "--x2",
+        str(tmp_path / "x2.safetensors"),
+        "--x4",
+        str(tmp_path / "x4.safetensors"),
+        "-o",
+        str(out),
+    ]
+    subprocess.run(cmd, check=True, capture_output=True, timeout=300)
+    model = load_model(out / "weights.safetensors")
+    assert (model.lr_size, model.hr_size, model.scale) == (64, 128, 2)
+    with safe_open(str(out / "weights.safetensors"), framework="pt") as fh:
+        keys, meta = set(fh.keys()), fh.metadata()
+    assert keys == set(model.net.state_dict())
+    assert "x2" in meta["facesr.parts"] and "x4" in meta["facesr.parts"]
+    assert '"unet_up": "bilinear"' in meta["facesr.args"]  # each part keeps its own args
+    assert "jdsr_fast_x2_mix" in (out / "card.md").read_text()
+    refused = subprocess.run(
+        [*cmd[:3], str(tmp_path / "x4.safetensors"), *cmd[4:]], capture_output=True, text=True
+    )
+    assert refused.returncode != 0 and "not a jdsr_fast x2 file" in refused.stderr
