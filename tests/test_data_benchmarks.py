@@ -52,6 +52,32 @@ def test_build_twice_byte_identical(prepared: Path, shared_data: Path, tmp_path:
         verify_benchmark(a)
 
 
+def test_x2_same_faces_and_masks_as_x4(prepared: Path, shared_data: Path, tmp_path: Path) -> None:
+    """utk-mask-x2: 64x64 LR of the same faces, with the same mask per index as utk-mask-x4."""
+    from facesr.data.benchmarks import NAMES, SOURCES, build_benchmark, load_benchmark, verify_benchmark
+    from facesr.eval.names import FROZEN_BENCHMARKS
+    from facesr.eval.report import TITLES
+
+    assert "utk-mask-x2" in NAMES and SOURCES["utk-mask-x2"] == "utkface"
+    assert FROZEN_BENCHMARKS["utk-mask-x2"] == ("utk-mask-x2", 2)
+    assert TITLES["utk-mask-x2"] == "UTK-Mask x2 (64x64 masked LR -> 128x128)"
+    for name in ("utk-mask-x2", "utk-mask-x4"):
+        build_benchmark(name, prepared, tmp_path, shared_data, limit=2, progress=False)
+    assert verify_benchmark(tmp_path / "utk-mask-x2") == 5 * 2 + 1  # five image folders + meta.json
+    x2, x4 = load_benchmark("utk-mask-x2", tmp_path), load_benchmark("utk-mask-x4", tmp_path)
+    assert x2.scale == 2 and x2.meta["scale"] == 2 and x2.meta["scales"] == [2]
+    assert x2.lr.shape == x2.lr_clean.shape == (2, 64, 64, 3) and x2.hr.shape == (2, 128, 128, 3)
+    assert not np.array_equal(x2.lr, x2.lr_clean)  # the input is masked
+    assert x2.ids == x4.ids
+    np.testing.assert_array_equal(x2.mask, x4.mask)  # the mask depends only on seed + index
+    np.testing.assert_array_equal(x2.hr_masked, x4.hr_masked)
+    np.testing.assert_array_equal(x2.hr, x4.hr)
+    for a, b in zip(x2.meta["faces"], x4.meta["faces"], strict=True):
+        assert a == b
+    with pytest.raises(Exception, match="x2, not x4"):
+        load_benchmark("utk-mask-x2", tmp_path, scale=4)
+
+
 def test_unknown_and_missing(tmp_path: Path) -> None:
     from facesr.data.benchmarks import load_benchmark
     from facesr.errors import DataError
@@ -91,13 +117,13 @@ def test_cli_build_skips_what_is_not_prepared(
     args = ["--prepared", str(utk_only), "--data", str(shared_data), "--out", str(out)]
     assert main(["benchmarks", "build", *args]) == 0
     cap = capsys.readouterr()
-    assert sorted(p.name for p in out.iterdir()) == ["utk-mask-x4", "utk-mask-x8"]
+    assert sorted(p.name for p in out.iterdir()) == ["utk-mask-x2", "utk-mask-x4", "utk-mask-x8"]
     assert "skipped celeba10k needs the celeba10k set" in cap.err
     assert (
         "run `facesr prepare celeba10k --all-test`, then `facesr benchmarks build --only celeba10k`"
         in cap.err
     )
-    assert "built 2 of 3 benchmarks (skipped: celeba10k)" in cap.out
+    assert "built 3 of 4 benchmarks (skipped: celeba10k)" in cap.out
     assert "next: `facesr eval --model" in cap.out and "--benchmark utk-mask-x4`" in cap.out
 
     assert main(["benchmarks", "build", "--only", "celeba10k", *args]) == 2  # asked for by name: an error

@@ -84,7 +84,7 @@ def prepare_cmd(
 
 @click.group("benchmarks", cls=FullHelpGroup)
 def benchmarks_group() -> None:
-    """Build or verify the frozen test sets (utk-mask-x4, utk-mask-x8, celeba10k).
+    """Build or verify the frozen test sets (utk-mask-x2, utk-mask-x4, utk-mask-x8, celeba10k).
 
     They are cut from the prepared sets: run `facesr prepare utkface` (UTK-Mask) and
     `facesr prepare celeba10k --all-test` (CelebA-10k) first.
@@ -133,10 +133,11 @@ def benchmarks_build(only: str | None, prepared: str | None, data: str | None, o
     if not todo:
         raise DataError(
             f"no complete prepared set under {str(prep_root)!r} yet; run `facesr prepare utkface` "
-            "(UTK-Mask x4/x8, a few minutes) and/or `facesr prepare celeba10k --all-test` (CelebA-10k), "
+            "(UTK-Mask x2/x4/x8, a few minutes) and/or `facesr prepare celeba10k --all-test` (CelebA-10k), "
             "then `facesr benchmarks build`"
         )
     data_dir = data_root(data)
+    hint = "utk-mask-x4" if "utk-mask-x4" in todo else todo[0]  # the main task first
     for name in todo:
         path = build_benchmark(name, prep_root, out_root, data_dir)
         click.echo(f"{name}: built {path}")
@@ -145,7 +146,7 @@ def benchmarks_build(only: str | None, prepared: str | None, data: str | None, o
     click.echo(
         f"built {len(todo)} of {len(names)} benchmarks"
         + (f" (skipped: {', '.join(skipped)})" if skipped else "")
-        + f"; next: `{_eval_hint(todo[0])}`"
+        + f"; next: `{_eval_hint(hint)}`"
     )
 
 

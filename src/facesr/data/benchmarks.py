@@ -1,8 +1,9 @@
 """Frozen, checksummed test sets (DESIGN.md section 4).
 
-* ``utk-mask-x4`` / ``utk-mask-x8``: the 1,000 UTKFace test faces of the prepared ``utkface`` set,
-  one seeded MaskTheFace mask each (the same mask at both scales), down-sampled by antialiased
-  bicubic (Pillow-equivalent, :mod:`facesr.data.degrade`).
+* ``utk-mask-x2`` / ``utk-mask-x4`` / ``utk-mask-x8``: the 1,000 UTKFace test faces of the prepared
+  ``utkface`` set, one seeded MaskTheFace mask each (the mask depends only on seed + index, so it is
+  the same mask at every scale), down-sampled by antialiased bicubic (Pillow-equivalent,
+  :mod:`facesr.data.degrade`) to 64, 32 and 16 px.
 * ``celeba10k``: every aligned CelebA-10k face (never trained on), masked the same way, with x4
   and x8 masked and clean LR, the 64 px face (``hr64/``, for CR) and the CelebA identity label of
   each face in ``meta.json`` (for genuine/impostor verification pairs). Note: the source images are
@@ -41,9 +42,14 @@ from facesr.errors import DataError
 from facesr.io import atomic_write_text, encode_image
 from facesr.pixels import quantise_half_up
 
-NAMES = ("utk-mask-x4", "utk-mask-x8", "celeba10k")
+NAMES = ("utk-mask-x2", "utk-mask-x4", "utk-mask-x8", "celeba10k")
 SEED = 20260
-SOURCES = {"utk-mask-x4": "utkface", "utk-mask-x8": "utkface", "celeba10k": "celeba10k"}
+SOURCES = {
+    "utk-mask-x2": "utkface",
+    "utk-mask-x4": "utkface",
+    "utk-mask-x8": "utkface",
+    "celeba10k": "celeba10k",
+}
 PROTOCOL = (
     "aligned 128x128 HR (5-point similarity to facesr.geometry.TEMPLATE_128); one MaskTheFace mask per "
     "face from torch.Generator(seed + index) on CPU; masked HR -> antialiased bicubic (Pillow BICUBIC "

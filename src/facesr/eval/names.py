@@ -10,6 +10,7 @@ from __future__ import annotations
 #: Frozen JDSR benchmarks: name -> (frozen set folder under the benchmarks root, scale). The x4 and x8
 #: CelebA-10k benchmarks share one folder (and its HR faces).
 FROZEN_BENCHMARKS: dict[str, tuple[str, int]] = {
+    "utk-mask-x2": ("utk-mask-x2", 2),
     "utk-mask-x4": ("utk-mask-x4", 4),
     "utk-mask-x8": ("utk-mask-x8", 8),
     "celeba10k-x4": ("celeba10k", 4),

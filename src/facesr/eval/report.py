@@ -29,6 +29,7 @@ from facesr.eval.tables import (
 
 #: Benchmarks in table order, with their headings.
 TITLES = {
+    "utk-mask-x2": "UTK-Mask x2 (64x64 masked LR -> 128x128)",
     "utk-mask-x4": "UTK-Mask x4 (32x32 masked LR -> 128x128)",
     "utk-mask-x8": "UTK-Mask x8 (16x16 masked LR -> 128x128)",
     "celeba10k-x4": "CelebA-10k x4 (32x32 masked LR -> 128x128, cross-data set, never trained on)",

@@ -90,7 +90,7 @@ class EvalSet:
 
 
 def load_eval_set(name: str, root: str | os.PathLike[str] | None = None) -> EvalSet:
-    """Load ``utk-mask-x4|utk-mask-x8|celeba10k-x4|celeba10k-x8`` through ``facesr.data.benchmarks``."""
+    """Load ``utk-mask-x2|utk-mask-x4|utk-mask-x8|celeba10k-x4|celeba10k-x8`` (facesr.data.benchmarks)."""
     if name not in BENCHMARKS:
         raise DataError(f"unknown benchmark {name!r}; known: {', '.join(BENCHMARKS)}")
     folder, scale = BENCHMARKS[name]

@@ -5,7 +5,7 @@ arrays (``faces128.npy`` is ~450 MB) cannot travel, so this packs the *original*
 re-creates the aligned faces exactly on the GPU machine without dlib (``facesr gpu unpack``):
 
 * ``.gpu/utkface_jpegs.xz``: the original JPEG bytes, byte for byte, of every test face (the frozen
-  ``utk-mask-x4/x8`` benchmarks are rebuilt from them on the device) and of as many train faces as fit
+  ``utk-mask-x2/x4/x8`` benchmarks are rebuilt from them on the device) and of as many train faces as fit
   the budget, drawn in a seeded random order (UTKFace file names start with the age, so a name-ordered
   prefix would be age-biased); byte-identical copies of one photo are packed once. One xz stream of the
   concatenated files (:func:`write_jpegs` / :func:`read_jpegs`, standard library ``lzma``): the JPEGs
@@ -15,8 +15,8 @@ re-creates the aligned faces exactly on the GPU machine without dlib (``facesr g
   apply_affine(m128, src)``; stored as differences between consecutive points, which compress better),
   fingerprints of the prepared arrays (an 8-byte hash per face, and a few faces in full) so the device
   can prove it re-created them, and the prepared report fields the benchmarks' meta.json quotes;
-* ``.gpu/bench_fingerprints.npz``: per-image pixel hashes of the frozen ``utk-mask-x4/x8`` built here
-  (when present), so the device can prove its rebuilt benchmarks are the same images;
+* ``.gpu/bench_fingerprints.npz``: per-image pixel hashes of the frozen ``utk-mask-x2/x4/x8`` built
+  here (when present; 40 KB per set), so the device can prove its rebuilt benchmarks are the same images;
 * ``.gpu/masktheface/masks/``: ``masks.cfg``, the templates, and the textures already cropped and
   resized to the synthesiser's resolution (same pixels, smaller files; names and order kept);
 * ``.gpu/wheels.tar.xz``: pydantic and its compiled core for CPython 3.12 (the GPU image lacks them),
@@ -205,7 +205,7 @@ def bench_fingerprints(bench_root: Path) -> dict[str, np.ndarray]:
     from facesr.io import read_image
 
     out: dict[str, np.ndarray] = {}
-    for name in ("utk-mask-x4", "utk-mask-x8"):
+    for name in ("utk-mask-x2", "utk-mask-x4", "utk-mask-x8"):
         root = bench_root / name
         if not (root / "meta.json").is_file():
             continue

@@ -5,7 +5,7 @@ only ~30 s after a command, lets processes started in a new session (``setsid``)
 commands, and brings back at most 8 files of 16 MiB (64 MiB in all) from ``$OUT``. So:
 
 * ``start``: rebuilds the prepared set from ``.gpu`` (:mod:`facesr.gpu.unpack`, checked against the packed
-  fingerprints), builds the frozen ``utk-mask-x4/x8`` benchmarks in the background (checked against
+  fingerprints), builds the frozen ``utk-mask-x{2,4,8}`` benchmarks in the background (checked against
   the pixel hashes of the ones built here), measures each run's steps/s for ``--calib-seconds`` with
   all runs sharing the GPU, sets one ``run.steps`` for every run (what the slowest ``jdsr`` run reaches
   by the training deadline; the lr milestones, warm-up and EMA start scale with it), then starts every
@@ -549,7 +549,7 @@ def bundle(s: Session, names: list[str], out_dir: Path, summary: dict[str, Any],
         for f in sorted(s.results.rglob("*")):
             if f.is_file() and "models" not in f.parts:
                 items.append((f"results/{f.relative_to(s.results).as_posix()}", f))
-    for f in ("state.json", "utk-mask-x4.log", "utk-mask-x8.log"):
+    for f in ("state.json", "utk-mask-x2.log", "utk-mask-x4.log", "utk-mask-x8.log"):
         if (s.dir / f).is_file():
             items.append((f"session/{f}", s.dir / f))
     if (s.prepared / "report.json").is_file():
