@@ -156,10 +156,14 @@ def main() -> None:
     meta = zoo.load_model(dst, verify=False).meta
     scale = int(meta["facesr.scale"])
 
-    # Curve and log travel next to the card (issue: "committed next to its card").
+    # Curve and log travel next to the card (issue: "committed next to its card"). A model with no
+    # training run of its own (scripts/compose_x2_mix.py) has neither, and the old model's are removed.
+    trained = (args.run_dir / "log.jsonl").is_file()
     for name, out in (("loss_curve.png", f"{args.name}.loss.png"), ("log.jsonl", f"{args.name}.log.jsonl")):
         if (args.run_dir / name).is_file():
             shutil.copyfile(args.run_dir / name, zoo.WEIGHTS_DIR / out)
+        elif not trained:
+            (zoo.WEIGHTS_DIR / out).unlink(missing_ok=True)
 
     table, compact = _scores_table(args.results)
     card_src = (args.run_dir / "card.md").read_text(encoding="utf-8")
@@ -168,8 +172,9 @@ def main() -> None:
         f"\n\n## Shipped as `{args.name}`\n\n"
         f"* File: `{dst.name}` ({size_mib:.2f} MiB, sha256 `{zoo.sha256_file(dst)}`), installed by\n"
         f"  `python scripts/ship_model.py {args.run_dir.as_posix()} --name {args.name} --task {args.task}`.\n"
-        f"* Loss curve: `{args.name}.loss.png`; training log: `{args.name}.log.jsonl` (next to this card).\n"
     )
+    if trained:
+        card += f"* Loss curve: `{args.name}.loss.png`; training log: `{args.name}.log.jsonl` (next to this card).\n"
     card += _totals_section(meta)
     if args.note:
         card += f"\n## How this training run differs from the paper recipe\n\n{args.note}\n"

@@ -11,7 +11,13 @@ import torch
 
 from facesr.data.degrade import resize
 from facesr.nets.fast import build_jdsr_fast
-from facesr.nets.fast_mix import JDSRFastX2Mix, build_jdsr_fast_x2_mix, half_matrix, lower_face_ramp
+from facesr.nets.fast_mix import (
+    JDSRFastX2Mix,
+    build_jdsr_fast_x2_mix,
+    build_jdsr_fast_x4_mix,
+    half_matrix,
+    lower_face_ramp,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -84,45 +90,54 @@ def test_onnx_matches_pytorch(tmp_path: Path) -> None:
     assert verify_onnx(restorer, path, batch=2) < 1e-4
 
 
-def test_compose_script_builds_a_loadable_file_from_two_parts(tmp_path: Path) -> None:
-    """scripts/compose_x2_mix.py: two jdsr_fast files in, one zoo file out, every key used, parts named."""
+def test_x4_mix_is_the_clean_part_where_no_mask_is_seen() -> None:
+    torch.manual_seed(0)
+    net = build_jdsr_fast_x4_mix(clean={"size": "fast"}, joint={"unet_up": "bilinear"}).eval()
+    with torch.no_grad():
+        out = net(torch.rand(2, 3, 32, 32))
+    assert out["sr"].shape == (2, 3, 128, 128)
+    assert torch.equal(out["sr"], out["sr_clean"])  # identity denoiser: no change, blend 0
+    net.joint.denoiser = _PaintsLowerFace()
+    with torch.no_grad():
+        out = net(torch.rand(1, 3, 32, 32))
+    assert torch.allclose(out["sr"][..., 80:, :], out["sr_joint"][..., 80:, :])
+
+
+def _part(tmp_path: Path, arch: str, args: dict) -> Path:
+    from facesr.zoo import build_arch, save_weights
+
+    path = tmp_path / f"{arch}_x{args['scale']}.safetensors"
+    save_weights(build_arch(arch, args), path, arch=arch, args=args, scale=args["scale"], output_key="sr")
+    return path
+
+
+@pytest.mark.parametrize("kind", ["x2", "x4"])
+def test_compose_script_builds_a_loadable_file_from_two_parts(tmp_path: Path, kind: str) -> None:
+    """scripts/compose_mix.py: two trained files in, one zoo file out, every key used, parts named."""
     from safetensors import safe_open
 
-    from facesr.zoo import load_model, save_weights
+    from facesr.zoo import load_model
 
-    for scale, args in (
-        (2, {"size": "fast", "scale": 2}),
-        (4, {"size": "fast", "scale": 4, "unet_up": "bilinear"}),
-    ):
-        save_weights(
-            build_jdsr_fast(**args),
-            tmp_path / f"x{scale}.safetensors",
-            arch="jdsr_fast",
-            args=args,
-            scale=scale,
-            output_key="sr",
-        )
+    masker = _part(tmp_path, "jdsr_fast", {"size": "fast", "scale": 4, "unet_up": "bilinear"})
+    base = (
+        _part(tmp_path, "jdsr_fast", {"size": "fast", "scale": 2})
+        if kind == "x2"
+        else _part(tmp_path, "jdsr_fast_sr_only", {"size": "fast", "scale": 4})
+    )
     out = tmp_path / "mix"
-    cmd = [
-        sys.executable,
-        str(ROOT / "scripts/compose_x2_mix.py"),
-        "--x2",
-        str(tmp_path / "x2.safetensors"),
-        "--x4",
-        str(tmp_path / "x4.safetensors"),
-        "-o",
-        str(out),
-    ]
+    script = str(ROOT / "scripts/compose_mix.py")
+    cmd = [sys.executable, script, kind, "--base", str(base), "--masker", str(masker), "-o", str(out)]
     subprocess.run(cmd, check=True, capture_output=True, timeout=300)
     model = load_model(out / "weights.safetensors")
-    assert (model.lr_size, model.hr_size, model.scale) == (64, 128, 2)
+    size = 64 if kind == "x2" else 32
+    assert (model.lr_size, model.hr_size, model.scale) == (size, 128, 128 // size)
     with safe_open(str(out / "weights.safetensors"), framework="pt") as fh:
         keys, meta = set(fh.keys()), fh.metadata()
     assert keys == set(model.net.state_dict())
-    assert "x2" in meta["facesr.parts"] and "x4" in meta["facesr.parts"]
+    assert meta["facesr.arch"] == f"jdsr_fast_{kind}_mix"
     assert '"unet_up": "bilinear"' in meta["facesr.args"]  # each part keeps its own args
-    assert "jdsr_fast_x2_mix" in (out / "card.md").read_text()
-    refused = subprocess.run(
-        [*cmd[:3], str(tmp_path / "x4.safetensors"), *cmd[4:]], capture_output=True, text=True
-    )
-    assert refused.returncode != 0 and "not a jdsr_fast x2 file" in refused.stderr
+    assert str(masker.name) in meta["facesr.parts"] and str(base.name) in meta["facesr.parts"]
+    assert f"jdsr_fast_{kind}_mix" in (out / "card.md").read_text()
+    swapped = [sys.executable, script, kind, "--base", str(masker), "--masker", str(base), "-o", str(out)]
+    refused = subprocess.run(swapped, capture_output=True, text=True, timeout=300)
+    assert refused.returncode != 0 and "not a jdsr_fast" in refused.stderr

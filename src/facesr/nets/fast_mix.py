@@ -33,7 +33,7 @@ from torch import nn
 
 from facesr.data.degrade import resize_matrix
 from facesr.geometry import template
-from facesr.nets.fast import JDSRFast, build_jdsr_fast
+from facesr.nets.fast import JDSRFast, build_jdsr_fast, build_sr_only_fast
 from facesr.nets.registry import register_arch
 
 #: LR side of each part: the composite takes 64 px faces and gives the x4 part 32 px.
@@ -62,6 +62,25 @@ def lower_face_ramp(size: int = INNER_SIZE) -> torch.Tensor:
     return ((rows - y0) / (y1 - y0)).clamp(0.0, 1.0).view(1, 1, size, 1)
 
 
+def blend_map(
+    lr: torch.Tensor, denoised: torch.Tensor, low: float, high: float, ramp: torch.Tensor
+) -> torch.Tensor:
+    """[B,1,h,w] in [0, 1]: where a JDSR denoiser changed the face (module docstring).
+
+    Mean absolute change over the colour channels, smoothed over 3x3, mapped linearly from ``low``
+    (0) to ``high`` (1), limited to the lower face by ``ramp`` and grown by one pixel.
+    """
+    change = (denoised - lr).abs().mean(1, keepdim=True)
+    change = F.avg_pool2d(change, 3, stride=1, padding=1, count_include_pad=False)
+    m = ((change - low) / (high - low)).clamp(0.0, 1.0) * ramp
+    return F.max_pool2d(m, 3, stride=1, padding=1)
+
+
+def _check_thresholds(low: float, high: float) -> None:
+    if not 0.0 <= low < high:
+        raise ValueError(f"blend thresholds must satisfy 0 <= low < high (got {low}, {high})")
+
+
 class JDSRFastX2Mix(nn.Module):
     """64 px face -> 128: ``x2`` part everywhere, the ``x4`` part (on the face halved) where a mask is.
 
@@ -69,30 +88,25 @@ class JDSRFastX2Mix(nn.Module):
     ``denoised`` (the x4 denoiser's 32 px output), so that the parts can be looked at one by one.
     """
 
-    def __init__(self, x2: JDSRFast, x4: JDSRFast, low: float = 0.02, high: float = 0.06) -> None:
+    def __init__(self, x2: JDSRFast, x4: JDSRFast, low: float = 0.015, high: float = 0.06) -> None:
         super().__init__()
         if x2.scale != 2 or x4.scale != 4:
             raise ValueError(f"jdsr_fast_x2_mix needs an x2 and an x4 part (got x{x2.scale}, x{x4.scale})")
-        if not 0.0 <= low < high:
-            raise ValueError(f"blend thresholds must satisfy 0 <= low < high (got {low}, {high})")
+        _check_thresholds(low, high)
         self.x2, self.x4 = x2, x4
         self.scale, self.lr_size = 2, LR_SIZE
         self.low, self.high = float(low), float(high)
         self.register_buffer("shrink", half_matrix(), persistent=False)
         self.register_buffer("ramp", lower_face_ramp(), persistent=False)
 
-    def blend_map(self, small: torch.Tensor, denoised: torch.Tensor) -> torch.Tensor:
-        """[B,1,32,32] in [0, 1]: where the x4 denoiser changed the face (module docstring)."""
-        change = (denoised - small).abs().mean(1, keepdim=True)
-        change = F.avg_pool2d(change, 3, stride=1, padding=1, count_include_pad=False)
-        m = ((change - self.low) / (self.high - self.low)).clamp(0.0, 1.0) * self.ramp
-        return F.max_pool2d(m, 3, stride=1, padding=1)
-
     def forward(self, lr: torch.Tensor) -> dict[str, torch.Tensor]:
         small = torch.matmul(torch.matmul(self.shrink, lr), self.shrink.T)
         inner = self.x4(small)
         m = F.interpolate(
-            self.blend_map(small, inner["denoised"]), size=(HR, HR), mode="bilinear", align_corners=False
+            blend_map(small, inner["denoised"], self.low, self.high, self.ramp),
+            size=(HR, HR),
+            mode="bilinear",
+            align_corners=False,
         )
         sr2 = self.x2(lr)["sr"]
         return {
@@ -108,10 +122,62 @@ class JDSRFastX2Mix(nn.Module):
 def build_jdsr_fast_x2_mix(
     x2: dict[str, Any] | None = None,
     x4: dict[str, Any] | None = None,
-    low: float = 0.02,
+    low: float = 0.015,
     high: float = 0.06,
 ) -> JDSRFastX2Mix:
     """Zoo builder (output key ``"sr"``): ``x2`` / ``x4`` are the parts' own ``jdsr_fast`` args."""
     a2 = {**(x2 or {}), "scale": 2}
     a4 = {**(x4 or {}), "scale": 4}
     return JDSRFastX2Mix(build_jdsr_fast(**a2), build_jdsr_fast(**a4), low=low, high=high)
+
+
+class JDSRFastX4Mix(nn.Module):
+    """32 px face -> 128: an SR module trained on clean LR alone everywhere, the joint x4 model where
+    its denoiser removes a mask.
+
+    Why (docs/jdsr-fast.md, "Session 8"): the joint model's SR module also repaints masks and pays for
+    it on unmasked faces; the same network trained on clean LR alone scores 0.7 dB higher on them.
+    The cost is a second SR pass per face. ``forward`` returns ``sr``, ``blend``, ``sr_clean``,
+    ``sr_joint`` and ``denoised``.
+    """
+
+    def __init__(self, clean: nn.Module, joint: JDSRFast, low: float = 0.015, high: float = 0.06) -> None:
+        super().__init__()
+        if getattr(clean, "scale", None) != 4 or joint.scale != 4:
+            raise ValueError("jdsr_fast_x4_mix needs two x4 parts")
+        _check_thresholds(low, high)
+        self.clean, self.joint = clean, joint
+        self.scale, self.lr_size = 4, INNER_SIZE
+        self.low, self.high = float(low), float(high)
+        self.register_buffer("ramp", lower_face_ramp(), persistent=False)
+
+    def forward(self, lr: torch.Tensor) -> dict[str, torch.Tensor]:
+        joint = self.joint(lr)
+        m = F.interpolate(
+            blend_map(lr, joint["denoised"], self.low, self.high, self.ramp),
+            size=(HR, HR),
+            mode="bilinear",
+            align_corners=False,
+        )
+        sr_clean = self.clean(lr)["sr"]
+        return {
+            "sr": sr_clean + m * (joint["sr"] - sr_clean),
+            "blend": m,
+            "sr_clean": sr_clean,
+            "sr_joint": joint["sr"],
+            "denoised": joint["denoised"],
+        }
+
+
+@register_arch("jdsr_fast_x4_mix")
+def build_jdsr_fast_x4_mix(
+    clean: dict[str, Any] | None = None,
+    joint: dict[str, Any] | None = None,
+    low: float = 0.015,
+    high: float = 0.06,
+) -> JDSRFastX4Mix:
+    """Zoo builder (output key ``"sr"``): ``clean`` holds ``jdsr_fast_sr_only`` args, ``joint``
+    ``jdsr_fast`` args."""
+    ac = {**(clean or {}), "scale": 4}
+    aj = {**(joint or {}), "scale": 4}
+    return JDSRFastX4Mix(build_sr_only_fast(**ac), build_jdsr_fast(**aj), low=low, high=high)
