@@ -104,6 +104,18 @@ def evaluate(rows: list[dict], labels: list[dict], thresholds: list[float]) -> d
         "faces_passing_disagreement": len(passing),
         "by_label": {k: lab.count(k) for k in ("harm", "dark_mask", "other", "fine")},
         "harm_pasted_without_rule": harm,
+        # could the mask detector's score tell a head in front (harm) from a dark mask? (min, median, max)
+        "mask_score_by_label": {
+            k: [round(float(q), 1) for q in np.percentile(v, [0, 50, 100])]
+            for k in ("harm", "dark_mask")
+            if (
+                v := [
+                    r["mask_score"]
+                    for r, x in zip(passing, lab, strict=True)
+                    if x == k and r.get("mask_score")
+                ]
+            )
+        },
         "thresholds": {},
     }
     for t in thresholds:

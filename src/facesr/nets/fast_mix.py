@@ -20,7 +20,7 @@ the face below the eyes by a fixed ramp on the template frame (masks are worn th
 pixel to cover the mask's outline, and feathered by the bilinear up-sampling to 128. An unmasked face
 gets a map near zero, so it comes out as the x2 model's output. Both parts are ordinary ``jdsr_fast``
 state dicts under ``x4.`` and ``x2.``, so the file is built from two trained files
-(``scripts/compose_x2_mix.py``) and can be taken apart again.
+(``scripts/compose_mix.py x2``) and can be taken apart again.
 """
 
 from __future__ import annotations
