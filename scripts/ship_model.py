@@ -157,7 +157,7 @@ def main() -> None:
     scale = int(meta["facesr.scale"])
 
     # Curve and log travel next to the card (issue: "committed next to its card"). A model with no
-    # training run of its own (scripts/compose_x2_mix.py) has neither, and the old model's are removed.
+    # training run of its own (scripts/compose_mix.py) has neither, and the old model's are removed.
     trained = (args.run_dir / "log.jsonl").is_file()
     for name, out in (("loss_curve.png", f"{args.name}.loss.png"), ("log.jsonl", f"{args.name}.log.jsonl")):
         if (args.run_dir / name).is_file():
