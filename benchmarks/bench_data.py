@@ -52,7 +52,7 @@ def bench_masking(
 ) -> tuple[float, float, float]:
     """(mask+downsample faces/s, full batch faces/s, mask+downsample faces per CPU-second)."""
     from facesr.data.datasets import MaskedFaceBatcher
-    from facesr.data.degrade import downsample
+    from facesr.resample import downsample
 
     b = MaskedFaceBatcher(prepared, "all", 4, device, batch, 0, data=data)
     sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)

@@ -10,9 +10,9 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from facesr.data.degrade import downsample
 from facesr.data.realistic import RealDegradation
 from facesr.paths import prepared_dir
+from facesr.resample import downsample
 
 
 def main() -> None:

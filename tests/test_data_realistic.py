@@ -8,8 +8,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from facesr.data.degrade import downsample
 from facesr.data.realistic import DegradationSettings, RealDegradation, gaussian_kernels
+from facesr.resample import downsample
 
 OFF = DegradationSettings(
     clean_prob=0.0, blur_prob=0.0, rescale_prob=0.0, noise_prob=0.0, jpeg_prob=0.0, aniso_prob=0.0

@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 import torch
 
-from facesr.data.degrade import resize
 from facesr.nets.fast import build_jdsr_fast
 from facesr.nets.fast_mix import (
     JDSRFastX2Mix,
@@ -18,6 +17,7 @@ from facesr.nets.fast_mix import (
     half_matrix,
     lower_face_ramp,
 )
+from facesr.resample import resize
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -67,7 +67,8 @@ def test_a_removed_mask_takes_the_x4_output_below_the_eyes_only() -> None:
     assert float(m[80:].min()) == 1.0  # the "mask" rows, upsampled x4
     assert float(m[:36].max()) == 0.0  # eyes and above stay the x2 output
     low = out["sr"][..., 80:, :]
-    assert torch.allclose(low, out["sr_x4"][..., 80:, :])
+    # sr2 + 1 * (sr4 - sr2) is sr4 up to float rounding (a few ulps, depending on the CPU's kernels)
+    assert torch.allclose(low, out["sr_x4"][..., 80:, :], atol=1e-6)
 
 
 def test_bad_parts_and_thresholds_are_refused() -> None:

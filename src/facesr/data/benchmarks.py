@@ -3,7 +3,7 @@
 * ``utk-mask-x2`` / ``utk-mask-x4`` / ``utk-mask-x8``: the 1,000 UTKFace test faces of the prepared
   ``utkface`` set, one seeded MaskTheFace mask each (the mask depends only on seed + index, so it is
   the same mask at every scale), down-sampled by antialiased bicubic (Pillow-equivalent,
-  :mod:`facesr.data.degrade`) to 64, 32 and 16 px.
+  :mod:`facesr.resample`) to 64, 32 and 16 px.
 * ``celeba10k``: every aligned CelebA-10k face (never trained on), masked the same way, with x4
   and x8 masked and clean LR, the 64 px face (``hr64/``, for CR) and the CelebA identity label of
   each face in ``meta.json`` (for genuine/impostor verification pairs). Note: the source images are
@@ -145,9 +145,9 @@ def build_benchmark(
     """Build one benchmark from the prepared sets under ``prepared_root``; returns its folder."""
     from tqdm import tqdm
 
-    from facesr.data.degrade import downsample
     from facesr.data.masks import MaskSynthesizer
     from facesr.data.prepared import PreparedSet
+    from facesr.resample import downsample
 
     why = unbuildable_reason(name, Path(prepared_root))
     if why:

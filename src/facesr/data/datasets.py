@@ -22,11 +22,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from facesr.data.degrade import downsample
 from facesr.data.masks import MaskSynthesizer
 from facesr.data.prepared import PreparedSet
 from facesr.data.priors import flip_landmarks, heatmaps, parsing_maps
 from facesr.data.realistic import RealDegradation
+from facesr.resample import downsample
 
 
 class MaskedFaceBatcher:

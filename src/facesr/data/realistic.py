@@ -33,8 +33,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from facesr.data.degrade import downsample
 from facesr.pixels import quantise_half_up
+from facesr.resample import downsample
 
 
 @dataclass(frozen=True)

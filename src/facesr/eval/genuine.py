@@ -188,9 +188,9 @@ def masked_reference(
     prepared_dir: str | Path, data: str | Path | None = None, seed: int = 0, limit: int | None = None
 ) -> np.ndarray:
     """UTKFace test faces with synthetic masks, uint8 [M,64,64,3] (made at 128, shrunk x2)."""
-    from facesr.data.degrade import downsample
     from facesr.data.masks import MaskSynthesizer
     from facesr.paths import data_root
+    from facesr.resample import downsample
 
     prep = Path(prepared_dir)
     split = np.load(prep / "split.npy")
@@ -378,7 +378,7 @@ class GenuineBench:
             }
             samples = None if val else out[grid_rows(len(out))]
         else:
-            from facesr.data.degrade import downsample
+            from facesr.resample import downsample
 
             y = to01(self.hr64)
             x_a = round8(downsample(y, SCALE_LEARNED))  # the CR training degradation, then 8-bit

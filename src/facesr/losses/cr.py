@@ -22,13 +22,13 @@ from torch import nn
 def downsample(x: torch.Tensor, scale: int) -> torch.Tensor:
     """Differentiable version of the artificial degradation (Pillow-style antialiased bicubic 1/scale).
 
-    Uses the float path of :func:`facesr.data.degrade.resize` (the same kernel that made ``x_a``;
+    Uses the float path of :func:`facesr.resample.resize` (the same kernel that made ``x_a``;
     the data pipeline's ``downsample`` also rounds to 8 bits between passes, which has no gradient),
     or torch's antialiased bicubic when that module is absent. No clamping, for the same reason.
     """
     h, w = x.shape[-2:]
     try:
-        from facesr.data.degrade import resize
+        from facesr.resample import resize
     except ImportError:
         return F.interpolate(x, scale_factor=1.0 / scale, mode="bicubic", align_corners=False, antialias=True)
     return resize(x, (h // scale, w // scale))

@@ -31,10 +31,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from facesr.data.degrade import resize_matrix
 from facesr.geometry import template
 from facesr.nets.fast import JDSRFast, build_jdsr_fast, build_sr_only_fast
 from facesr.nets.registry import register_arch
+from facesr.resample import resize_matrix
 
 #: LR side of each part: the composite takes 64 px faces and gives the x4 part 32 px.
 LR_SIZE, INNER_SIZE, HR = 64, 32, 128
@@ -43,7 +43,7 @@ LR_SIZE, INNER_SIZE, HR = 64, 32, 128
 def half_matrix(n: int = LR_SIZE) -> torch.Tensor:
     """``[n/2, n]`` matrix ``A`` with ``A @ x @ A.T`` = Pillow's bicubic x0.5 of an ``n x n`` image.
 
-    The same weights as the training LR (:func:`facesr.data.degrade.downsample`, which also rounds
+    The same weights as the training LR (:func:`facesr.resample.downsample`, which also rounds
     to 8 bits between its two passes); as matmuls it exports to ONNX, which has no antialiased bicubic.
     """
     return torch.as_tensor(resize_matrix(n, n // 2), dtype=torch.float32)

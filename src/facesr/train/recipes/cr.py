@@ -141,7 +141,7 @@ def sections(cfg: Any) -> tuple[CRSection, CRLossWeights]:
 
 def artificial_lr(hr: torch.Tensor) -> torch.Tensor:
     """x_a = down4(y): the data pipeline's degradation (Pillow bicubic with its 8-bit intermediate)."""
-    from facesr.data.degrade import downsample
+    from facesr.resample import downsample
 
     return downsample(hr, SCALE)
 
@@ -298,9 +298,9 @@ def cr_batcher(cfg: Any, device: torch.device, seed: int) -> tuple[CRBatcher, di
 
 def masked_pool(prep: Path, rows: np.ndarray, n: int, seed: int, data: str | None) -> np.ndarray:
     """``n`` train faces (seeded choice) with synthetic masks, made at 128 and shrunk to 64 (uint8)."""
-    from facesr.data.degrade import downsample
     from facesr.data.masks import MaskSynthesizer
     from facesr.paths import data_root
+    from facesr.resample import downsample
 
     rng = np.random.default_rng(seed)
     pick = np.sort(rng.choice(rows, size=min(n, len(rows)), replace=False))

@@ -9,9 +9,9 @@ import pytest
 import torch
 from PIL import Image
 
-from facesr.data.degrade import downsample, resize, resize_matrix
 from facesr.io import read_image
 from facesr.pixels import quantise_half_up
+from facesr.resample import downsample, resize, resize_matrix
 
 FIX = Path(__file__).parent / "fixtures" / "data"
 

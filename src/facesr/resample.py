@@ -11,7 +11,7 @@ Why a matrix: for fixed sizes the resampling is a linear map per axis, ``y = A_h
 build ``A`` once in float64 exactly as Pillow does and apply it with two matmuls, which is exact,
 batched and runs on any device inside a training step. Pillow rounds to 8 bits after each pass
 and uses fixed-point weights, so results agree to within 1/255 (tested in
-``tests/test_data_degrade.py``).
+``tests/test_resample.py``).
 """
 
 from __future__ import annotations
