@@ -55,10 +55,11 @@ def small_version(path: Path, scale: int) -> np.ndarray | None:
     from facesr.io import read_image
 
     img = read_image(path)
-    found = restore(img, model="bicubic-x4", upscale=1).faces
-    if not found:
+    # skipped faces (not frontal, not a face) carry native 0: size the photo by the faces that are restored
+    natives = [f.native for f in restore(img, model="bicubic-x4", upscale=1).faces if f.native > 0]
+    if not natives:
         return None
-    native = max(f.native for f in found)
+    native = max(natives)
     factor = (128 / scale) / native
     if factor >= 1:
         return img

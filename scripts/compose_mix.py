@@ -24,7 +24,7 @@ from safetensors import safe_open
 
 from facesr.checksums import sha256_file
 from facesr.io import atomic_write_text
-from facesr.nets.fast_mix import build_jdsr_fast_x2_mix, build_jdsr_fast_x4_mix
+from facesr.nets.fast_mix import GATE_HIGH, GATE_LOW, build_jdsr_fast_x2_mix, build_jdsr_fast_x4_mix
 from facesr.zoo import save_weights
 
 #: kind -> (arch, builder, base part's arch and scale, names of the two parts in the state dict)
@@ -52,6 +52,13 @@ def read_part(path: Path, arch: str, scale: int) -> tuple[dict, dict, dict]:
     return state, args, meta
 
 
+GATE_NOTE = """
+* The x2 composite's face-level gate (the mask detector's lower-face score, 8-bit levels squared) lets
+  the x4 part in only on faces that score above the gate's low end, all of it from the high end: two
+  unmasked real faces the x4 denoiser repainted scored 587 and 683, most real masks above 1,000
+  (docs/jdsr-fast.md, "Session 9")."""
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("kind", choices=sorted(KINDS), help="x2: jdsr_fast_x2_mix; x4: jdsr_fast_x4_mix")
@@ -61,13 +68,21 @@ def main() -> None:
     )
     ap.add_argument("--low", type=float, default=0.015, help="denoiser change (0-1) where the blend starts")
     ap.add_argument("--high", type=float, default=0.06, help="denoiser change where it is all the masker")
+    ap.add_argument("--gate-low", type=float, default=GATE_LOW, help="x2 only: face score with no blend")
+    ap.add_argument("--gate-high", type=float, default=GATE_HIGH, help="x2 only: face score with all of it")
     ap.add_argument("-o", "--out", type=Path, required=True, help="output folder (a run-like folder)")
     args = ap.parse_args()
 
     arch, build, (base_arch, base_scale), (base_key, mask_key) = KINDS[args.kind]
     sb, ab, mb = read_part(args.base, base_arch, base_scale)
     sm, am, mm = read_part(args.masker, "jdsr_fast", 4)
+    # the composite gates on the masker's raw denoiser change: a gated masker file's own gate is dropped
+    am = {k: v for k, v in am.items() if k not in ("gate_low", "gate_high")}
     arch_args = {base_key: ab, mask_key: am, "low": args.low, "high": args.high}
+    gate = ""
+    if args.kind == "x2":
+        arch_args |= {"gate_low": args.gate_low, "gate_high": args.gate_high}
+        gate = f" --gate-low {args.gate_low} --gate-high {args.gate_high}"
     net = build(**arch_args)
     state = {f"{base_key}.{k}": v for k, v in sb.items()} | {f"{mask_key}.{k}": v for k, v in sm.items()}
     net.load_state_dict({k: v.float() for k, v in state.items()}, strict=True)
@@ -93,10 +108,10 @@ def main() -> None:
 
 * Architecture `{arch}` (src/facesr/nets/fast_mix.py). {WHAT[args.kind]} {n_params:,} parameters; fp16.
 * Not trained as a whole: built by `python scripts/compose_mix.py {args.kind} --base {args.base.as_posix()}
-  --masker {args.masker.as_posix()} --low {args.low} --high {args.high} -o {args.out.as_posix()}`. The
+  --masker {args.masker.as_posix()} --low {args.low} --high {args.high}{gate} -o {args.out.as_posix()}`. The
   blend thresholds (mean absolute change of the x4 denoiser per 32 px pixel) were chosen on training
   faces (docs/jdsr-fast.md, "Session 8"): inside masks the change is above 0.06 for 95 % of pixels, on
-  unmasked faces (clean or degraded) below 0.003 for 99 %.
+  unmasked faces (clean or degraded) below 0.003 for 99 %.{GATE_NOTE if gate else ""}
 
 ## Parts
 

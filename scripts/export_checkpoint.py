@@ -19,7 +19,8 @@ import torch
 
 from facesr.config import safe_load_yaml
 from facesr.train.config import config_from_dict
-from facesr.train.loop import _totals, load_checkpoint
+from facesr.train.loop import load_checkpoint, run_totals
+from facesr.train.warmstart import checkpoint_prior_totals
 from facesr.zoo import build_arch, save_weights
 
 
@@ -39,8 +40,8 @@ def main() -> None:
     net = build_arch(m.arch, arch_args)
     net.load_state_dict(state["ema"])
     torch.set_num_threads(cfg.run.threads or torch.get_num_threads())
-    totals = _totals(
-        cfg,
+    totals = run_totals(
+        checkpoint_prior_totals(state, cfg),
         step=state["step"],
         images=state["images_seen"],
         wall_s=state["elapsed_s"],

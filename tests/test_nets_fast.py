@@ -421,6 +421,26 @@ def test_export_checkpoint_writes_the_ema_weights_with_the_loop_totals(
     assert _totals(second / "weights.safetensors")["runs"] == 2
 
 
+@pytest.mark.slow
+def test_resume_after_the_init_file_was_replaced_counts_each_run_once(prepared: Path, tmp_path: Path) -> None:
+    """The ship step replaces the file a continuation started from (model.init_from is the shipped file);
+    resuming that continuation afterwards must not read the replaced file's totals, which include it."""
+    import shutil
+
+    from facesr.train.loop import train
+
+    first = train(_fast_cfg(prepared, tmp_path / "a", "recipe.adversarial=false"))
+    shipped = tmp_path / "shipped.safetensors"
+    shutil.copy(first / "weights.safetensors", shipped)
+    more = ["recipe.adversarial=false", f"model.init_from={shipped}", "run.steps=2"]
+    second = train(_fast_cfg(prepared, tmp_path / "b", *more, "run.stop_step=1"))
+    assert _totals(second / "weights.safetensors")["steps"] == 4  # 3 + 1
+    shutil.copy(second / "weights.safetensors", shipped)  # shipped at step 1, then trained on
+    again = train(_fast_cfg(prepared, tmp_path / "b", *more), resume=True)
+    t = _totals(again / "weights.safetensors")
+    assert t["steps"] == 5 and t["runs"] == 2 and t["faces_seen"] == 20  # 3 + 2 steps of 4 faces
+
+
 def test_sr_clean_term_trains_the_sr_module_on_clean_lr_only() -> None:
     """``loss.sr_clean_pixel``: the forward also passes the clean LR through the SR module alone, and the
     term's gradient reaches the SR module and nothing of the denoiser."""

@@ -22,9 +22,10 @@ from facesr.resample import resize
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _mix(low: float = 0.015, high: float = 0.06) -> JDSRFastX2Mix:
+def _mix(low: float = 0.015, high: float = 0.06, **gate: float) -> JDSRFastX2Mix:
     torch.manual_seed(0)
-    return build_jdsr_fast_x2_mix(x2={"size": "fast"}, x4={"unet_up": "bilinear"}, low=low, high=high).eval()
+    x2, x4 = {"size": "fast"}, {"unet_up": "bilinear"}
+    return build_jdsr_fast_x2_mix(x2=x2, x4=x4, low=low, high=high, **gate).eval()
 
 
 class _PaintsLowerFace(torch.nn.Module):
@@ -69,6 +70,33 @@ def test_a_removed_mask_takes_the_x4_output_below_the_eyes_only() -> None:
     low = out["sr"][..., 80:, :]
     # sr2 + 1 * (sr4 - sr2) is sr4 up to float rounding (a few ulps, depending on the CPU's kernels)
     assert torch.allclose(low, out["sr_x4"][..., 80:, :], atol=1e-6)
+
+
+class _PaintsAMoustache(torch.nn.Module):
+    """A stand-in x4 denoiser that changes a 3x4 patch under the nose by 0.3 (a moustache it "removes")."""
+
+    def forward(self, lr: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        out = lr.clone()
+        out[..., 20:23, 14:18] += 0.3
+        return torch.zeros_like(lr), out
+
+
+def test_the_face_gate_keeps_a_small_repainted_patch_out() -> None:
+    """Per pixel the patch is a "mask" (map 1 there without the gate), but the face's lower-face score is
+    far below the gate, so the face stays the x2 output; a whole lower face changed passes the gate."""
+    net = _mix()
+    net.x4.denoiser = _PaintsAMoustache()
+    with torch.no_grad():
+        out = net(torch.rand(1, 3, 64, 64))
+    assert float(out["gate"][0]) == 0.0 and float(out["blend"].max()) == 0.0
+    assert torch.equal(out["sr"], out["sr_x2"])
+    ungated = _mix(gate_low=0.0, gate_high=1e-3)
+    ungated.x4.denoiser = _PaintsAMoustache()
+    with torch.no_grad():
+        assert float(ungated(torch.rand(1, 3, 64, 64))["blend"].max()) == 1.0
+    net.x4.denoiser = _PaintsLowerFace()
+    with torch.no_grad():
+        assert float(net(torch.rand(1, 3, 64, 64))["gate"][0]) == 1.0
 
 
 def test_bad_parts_and_thresholds_are_refused() -> None:

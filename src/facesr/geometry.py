@@ -54,6 +54,26 @@ def template(size: int = HR_SIZE) -> np.ndarray:
     return (TEMPLATE_128 + 0.5) * (size / HR_SIZE) - 0.5
 
 
+def face_boxes(size: int) -> tuple[tuple[int, int, int, int], tuple[int, int, int, int]]:
+    """(lower, upper) boxes ``y0, y1, x0, x1`` of the template frame at ``size`` px.
+
+    Lower: nose to a little below the mouth, between the cheeks (where a face mask sits); upper: brows
+    to nose. One home because the mask detector (``restoration.mask``) and the x2 composite's gate
+    (``nets.fast_mix``) must score the same region, or the gate's thresholds would not be the detector's.
+    """
+    t = template(size)
+    eye_y, nose_y, mouth_y = t[:2, 1].mean(), t[2, 1], t[3:, 1].mean()
+    x0, x1 = t[3, 0] - 0.15 * size, t[4, 0] + 0.15 * size
+    lower = (
+        round(nose_y),
+        min(size, round(mouth_y + 0.6 * (mouth_y - nose_y)) + 1),
+        round(x0),
+        round(x1) + 1,
+    )
+    upper = (max(0, round(eye_y - 0.5 * (nose_y - eye_y))), round(nose_y), round(x0), round(x1) + 1)
+    return lower, upper
+
+
 def input_size(scale: int, output: int = HR_SIZE) -> int:
     """The side of the face a ``scale``-times network takes to give ``output`` px (128 / scale).
 

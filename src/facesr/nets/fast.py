@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from facesr.errors import ModelError
-from facesr.geometry import input_size
+from facesr.geometry import face_boxes, input_size
 from facesr.nets.jdsr import Denoiser, JDSRSize, resolve_size
 from facesr.nets.registry import register_arch
 from facesr.nets.rlfn import (
@@ -92,18 +92,59 @@ class FastSRModule(nn.Module):
         load_strict(self.upsampler, up, "pretrained RLFN upsampler")
 
 
+#: Face-level gate (:func:`face_gate` of :func:`lower_face_score`, 8-bit levels squared, on a 32 px face):
+#: the denoiser's change is used not at all up to GATE_LOW and fully from GATE_HIGH. Chosen on real photos
+#: (docs/jdsr-fast.md, "Session 9"): above the two unmasked faces the session-8 x4 denoiser repainted
+#: (scores 587, 683), below most real masks (above 1,000). Used by the x2 composite and, where a file's
+#: args set it, by ``jdsr_fast`` itself.
+GATE_LOW, GATE_HIGH = 750.0, 1100.0
+
+
+def lower_face_score(lr: torch.Tensor, denoised: torch.Tensor, size: int) -> torch.Tensor:
+    """``[B]``: mean squared change ``denoised - lr`` over the lower-face box of a ``size`` px face, in
+    8-bit levels squared.
+
+    The same number as ``facesr.restoration.mask.face_scores`` (the mask detector of ``restore``), so
+    that the gate and the detector's threshold are on one scale. ``size`` is a Python int (not read from
+    the tensor) so that the box is a constant in an ONNX export.
+    """
+    (y0, y1, x0, x1), _ = face_boxes(size)
+    change = (denoised - lr).pow(2).mean(1) * 255.0**2
+    return change[:, y0:y1, x0:x1].mean((1, 2))
+
+
+def face_gate(score: torch.Tensor, low: float, high: float) -> torch.Tensor:
+    """``[B, 1, 1, 1]`` in [0, 1]: 0 up to ``low``, 1 from ``high``, linear between."""
+    return ((score - low) / (high - low)).clamp(0.0, 1.0).view(-1, 1, 1, 1)
+
+
 class JDSRFast(nn.Module):
     """Denoiser (LR) then LR-space SR module. ``forward(lr01)`` -> ``noise_map``, ``denoised``, ``sr``.
 
     ``sr`` is [B,3,128,128] in [0, 1] up to small overshoot (clamped by the zoo's Restorer), ``denoised``
     and ``noise_map`` are at the input size (the noise map also tells the restore pipeline where the
     network saw a mask).
+
+    ``gate=(low, high)`` (an inference option, set in a file's args; never in training): the SR module
+    gets ``lr + g * (denoised - lr)`` with ``g`` the face's :func:`face_gate`, so a face whose lower face
+    the denoiser hardly changes overall (an unmasked face where it repaints a moustache or a cheek) is
+    super-resolved from its own pixels. The SR module was also trained on clean LR alone
+    (``loss.sr_clean_pixel``), which is what it then sees.
     """
 
-    def __init__(self, scale: int = 4, denoiser: JDSRSize | None = None, sr_blocks: int = 4) -> None:
+    def __init__(
+        self,
+        scale: int = 4,
+        denoiser: JDSRSize | None = None,
+        sr_blocks: int = 4,
+        gate: tuple[float, float] | None = None,
+    ) -> None:
         super().__init__()
         if scale not in SCALES:
             raise ValueError(f"jdsr_fast scale must be one of {SCALES}, got {scale}")
+        if gate is not None and not 0.0 <= gate[0] < gate[1]:
+            raise ValueError(f"jdsr_fast gate must satisfy 0 <= low < high (got {gate})")
+        self.gate = None if gate is None else (float(gate[0]), float(gate[1]))
         self.scale = scale
         self.lr_size = input_size(scale)
         self.settings = denoiser or FAST_DENOISER
@@ -116,6 +157,9 @@ class JDSRFast(nn.Module):
         """``lr_clean`` (training only, ``loss.sr_clean_pixel``): the same faces' clean LR, also passed
         through the SR module alone (``sr_clean``), inside this one forward so that DDP sees every use."""
         noise_map, denoised = self.denoiser(lr)
+        if self.gate is not None:  # inference option (module docstring of facesr.nets.fast_mix, GATE_LOW)
+            g = face_gate(lower_face_score(lr, denoised, self.lr_size), *self.gate)
+            denoised = lr + g * (denoised - lr)
         out = {"noise_map": noise_map, "denoised": denoised, "sr": self.sr_module(denoised)}
         if lr_clean is not None:
             out["sr_clean"] = self.sr_module(lr_clean)
@@ -149,11 +193,22 @@ def _denoiser_size(overrides: dict[str, Any]) -> JDSRSize:
 
 
 @register_arch("jdsr_fast")
-def build_jdsr_fast(size: str = "fast", scale: int = 4, sr_blocks: int = 4, **overrides: Any) -> JDSRFast:
-    """Zoo builder (output key ``"sr"``); ``overrides`` are denoiser :class:`JDSRSize` fields."""
+def build_jdsr_fast(
+    size: str = "fast",
+    scale: int = 4,
+    sr_blocks: int = 4,
+    gate_low: float | None = None,
+    gate_high: float | None = None,
+    **overrides: Any,
+) -> JDSRFast:
+    """Zoo builder (output key ``"sr"``); ``overrides`` are denoiser :class:`JDSRSize` fields; ``gate_low``
+    and ``gate_high`` (both or neither) switch the face-level gate on (:class:`JDSRFast`)."""
     if size != "fast":
         raise ValueError(f"jdsr_fast has one size, 'fast' (got {size!r})")
-    return JDSRFast(scale=scale, denoiser=_denoiser_size(overrides), sr_blocks=sr_blocks)
+    if (gate_low is None) != (gate_high is None):
+        raise ValueError("jdsr_fast: give gate_low and gate_high together")
+    gate = None if gate_low is None or gate_high is None else (gate_low, gate_high)
+    return JDSRFast(scale=scale, denoiser=_denoiser_size(overrides), sr_blocks=sr_blocks, gate=gate)
 
 
 @register_arch("jdsr_fast_sr_only")

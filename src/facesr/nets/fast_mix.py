@@ -18,7 +18,14 @@ smoothed over 3x3 and mapped to [0, 1] between ``low`` and ``high``. ``restore``
 same signal over the lower-face box (:func:`facesr.restoration.mask.face_scores`). It is limited to
 the face below the eyes by a fixed ramp on the template frame (masks are worn there), grown by one LR
 pixel to cover the mask's outline, and feathered by the bilinear up-sampling to 128. An unmasked face
-gets a map near zero, so it comes out as the x2 model's output. Both parts are ordinary ``jdsr_fast``
+gets a map near zero, so it comes out as the x2 model's output.
+
+**A face-level gate** (session 9) multiplies the map: the mask detector's own score (mean squared change
+over the lower-face box, 8-bit levels squared, :func:`lower_face_score`) mapped to [0, 1] between
+``gate_low`` and ``gate_high``. Why: on real unmasked photos the x4 denoiser sometimes repaints a small
+region (a dark moustache, a laughing cheek beside a green background), which the per-pixel map alone
+would paste into an otherwise untouched x2 face; those faces score 587-683, real masks mostly above
+1,000 (docs/jdsr-fast.md, "Session 9"). Both parts are ordinary ``jdsr_fast``
 state dicts under ``x4.`` and ``x2.``, so the file is built from two trained files
 (``scripts/compose_mix.py x2``) and can be taken apart again.
 """
@@ -32,7 +39,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from facesr.geometry import template
-from facesr.nets.fast import JDSRFast, build_jdsr_fast, build_sr_only_fast
+from facesr.nets.fast import (
+    GATE_HIGH,
+    GATE_LOW,
+    JDSRFast,
+    build_jdsr_fast,
+    build_sr_only_fast,
+    face_gate,
+    lower_face_score,
+)
 from facesr.nets.registry import register_arch
 from facesr.resample import resize_matrix
 
@@ -88,11 +103,21 @@ class JDSRFastX2Mix(nn.Module):
     ``denoised`` (the x4 denoiser's 32 px output), so that the parts can be looked at one by one.
     """
 
-    def __init__(self, x2: JDSRFast, x4: JDSRFast, low: float = 0.015, high: float = 0.06) -> None:
+    def __init__(
+        self,
+        x2: JDSRFast,
+        x4: JDSRFast,
+        low: float = 0.015,
+        high: float = 0.06,
+        gate_low: float = GATE_LOW,
+        gate_high: float = GATE_HIGH,
+    ) -> None:
         super().__init__()
         if x2.scale != 2 or x4.scale != 4:
             raise ValueError(f"jdsr_fast_x2_mix needs an x2 and an x4 part (got x{x2.scale}, x{x4.scale})")
         _check_thresholds(low, high)
+        _check_thresholds(gate_low, gate_high)
+        self.gate_low, self.gate_high = float(gate_low), float(gate_high)
         self.x2, self.x4 = x2, x4
         self.scale, self.lr_size = 2, LR_SIZE
         self.low, self.high = float(low), float(high)
@@ -102,8 +127,11 @@ class JDSRFastX2Mix(nn.Module):
     def forward(self, lr: torch.Tensor) -> dict[str, torch.Tensor]:
         small = torch.matmul(torch.matmul(self.shrink, lr), self.shrink.T)
         inner = self.x4(small)
+        gate = face_gate(
+            lower_face_score(small, inner["denoised"], INNER_SIZE), self.gate_low, self.gate_high
+        )
         m = F.interpolate(
-            blend_map(small, inner["denoised"], self.low, self.high, self.ramp),
+            blend_map(small, inner["denoised"], self.low, self.high, self.ramp) * gate,
             size=(HR, HR),
             mode="bilinear",
             align_corners=False,
@@ -112,6 +140,7 @@ class JDSRFastX2Mix(nn.Module):
         return {
             "sr": sr2 + m * (inner["sr"] - sr2),
             "blend": m,
+            "gate": gate.view(-1),
             "sr_x2": sr2,
             "sr_x4": inner["sr"],
             "denoised": inner["denoised"],
@@ -124,11 +153,20 @@ def build_jdsr_fast_x2_mix(
     x4: dict[str, Any] | None = None,
     low: float = 0.015,
     high: float = 0.06,
+    gate_low: float = GATE_LOW,
+    gate_high: float = GATE_HIGH,
 ) -> JDSRFastX2Mix:
     """Zoo builder (output key ``"sr"``): ``x2`` / ``x4`` are the parts' own ``jdsr_fast`` args."""
     a2 = {**(x2 or {}), "scale": 2}
     a4 = {**(x4 or {}), "scale": 4}
-    return JDSRFastX2Mix(build_jdsr_fast(**a2), build_jdsr_fast(**a4), low=low, high=high)
+    return JDSRFastX2Mix(
+        build_jdsr_fast(**a2),
+        build_jdsr_fast(**a4),
+        low=low,
+        high=high,
+        gate_low=gate_low,
+        gate_high=gate_high,
+    )
 
 
 class JDSRFastX4Mix(nn.Module):

@@ -16,7 +16,8 @@ from typing import Any
 
 import torch
 
-from facesr.geometry import template
+from facesr.geometry import face_boxes
+from facesr.nets.fast import lower_face_score
 
 #: Score (:func:`face_scores`, 8-bit levels squared) above which a face is reported as masked, for the
 #: weights named by :data:`THRESHOLD_WEIGHTS` (a test fails when the installed mask model differs:
@@ -31,21 +32,6 @@ from facesr.geometry import template
 THRESHOLD = 620.5
 #: sha256 of the ``jdsr-fast-x4`` weights :data:`THRESHOLD` was measured with.
 THRESHOLD_WEIGHTS = "b5810949dd7bc039d9092448e679e5dbdd5b0aa1d083da2fa309b5faddcad2f3"
-
-
-def _boxes(size: int) -> tuple[tuple[int, int, int, int], tuple[int, int, int, int]]:
-    """(lower, upper) boxes ``y0, y1, x0, x1`` of the template frame at ``size`` px."""
-    t = template(size)
-    eye_y, nose_y, mouth_y = t[:2, 1].mean(), t[2, 1], t[3:, 1].mean()
-    x0, x1 = t[3, 0] - 0.15 * size, t[4, 0] + 0.15 * size
-    lower = (
-        round(nose_y),
-        min(size, round(mouth_y + 0.6 * (mouth_y - nose_y)) + 1),
-        round(x0),
-        round(x1) + 1,
-    )
-    upper = (max(0, round(eye_y - 0.5 * (nose_y - eye_y))), round(nose_y), round(x0), round(x1) + 1)
-    return lower, upper
 
 
 def has_noise_map(restorer: Any) -> bool:
@@ -70,14 +56,12 @@ def face_scores(restorer: Any, lr: torch.Tensor) -> torch.Tensor:
     ``benchmarks/mask_detect.py``, docs/restore.md). The noise-map ratio is kept as :func:`mask_scores`.
     """
     denoised = restorer.net.denoiser(lr)[1].float()
-    (ly0, ly1, lx0, lx1), _ = _boxes(lr.shape[-1])
-    change = (denoised - lr.float()).pow(2).mean(1) * 255.0**2
-    return change[:, ly0:ly1, lx0:lx1].mean((1, 2))
+    return lower_face_score(lr.float(), denoised, lr.shape[-1])
 
 
 def mask_scores(noise: torch.Tensor) -> torch.Tensor:
     """Lower-face / upper-face noise-map energy, one score per face (module docstring)."""
-    (ly0, ly1, lx0, lx1), (uy0, uy1, ux0, ux1) = _boxes(noise.shape[-1])
+    (ly0, ly1, lx0, lx1), (uy0, uy1, ux0, ux1) = face_boxes(noise.shape[-1])
     e = noise.pow(2).mean(1)  # N x h x w
     lower = e[:, ly0:ly1, lx0:lx1].mean((1, 2))
     upper = e[:, uy0:uy1, ux0:ux1].mean((1, 2))
@@ -86,7 +70,7 @@ def mask_scores(noise: torch.Tensor) -> torch.Tensor:
 
 def lower_face_box(size: int) -> tuple[int, int, int, int]:
     """The lower-face box (``y0, y1, x0, x1``) a mask covers, at ``size`` px."""
-    return _boxes(size)[0]
+    return face_boxes(size)[0]
 
 
 __all__ = ["THRESHOLD", "face_scores", "has_noise_map", "lower_face_box", "mask_scores", "noise_map"]

@@ -511,17 +511,15 @@ def _truncate_log(path: Path, step: int) -> None:
     atomic_write_text(path, "".join(x + "\n" for x in keep))
 
 
-def _totals(
-    cfg: TrainConfig, *, step: int, images: int, wall_s: float, device: torch.device
+def run_totals(
+    prior: dict[str, float], *, step: int, images: int, wall_s: float, device: torch.device
 ) -> dict[str, float]:
-    """Training that went into the exported weights, this run plus the runs behind ``model.init_from``.
+    """Training that went into the exported weights, this run plus ``prior`` (the runs behind
+    ``model.init_from``, read when the run started: see ``train``).
 
     CPU-hours are wall-clock hours times the torch threads of this process (the cores it kept busy); GPU
     hours are wall-clock hours on a CUDA device.
     """
-    from facesr.train.warmstart import prior_totals
-
-    prior = prior_totals(cfg)
     hours = wall_s / 3600.0
     cpu_h = hours * torch.get_num_threads() if device.type == "cpu" else 0.0
     gpu_h = hours if device.type == "cuda" else 0.0
@@ -614,9 +612,15 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> Path:
     ema = EMA(recipe.generator, cfg.ema.decay, cfg.ema.start)
 
     # 5. Resume: every piece of state, then the RNGs last (so nothing above disturbs them).
+    # The totals behind model.init_from are read once, when the run starts, and kept in its checkpoints
+    # (warmstart.checkpoint_prior_totals says why).
+    from facesr.train.warmstart import checkpoint_prior_totals, prior_totals
+
     start, elapsed_before, images_before = 0, 0.0, 0
+    prior = {} if resume else prior_totals(cfg)
     if resume:
         state = load_resume_checkpoint(ckpt_path)
+        prior = checkpoint_prior_totals(state, cfg)
         try:  # an override that changes the networks (model.*, recipe.*) cannot continue this run
             for name, net in recipe.nets.items():
                 net.load_state_dict(state["nets"][name])
@@ -684,6 +688,7 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> Path:
                 "ema": ema.module.state_dict(),
                 "skipped": {k: u.skipped for k, u in updaters.items()},
                 "rng": rng_state(batcher, ctx),
+                "prior_totals": prior,
             },
         )
 
@@ -775,7 +780,7 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> Path:
 
         meta = {"facesr.recipe": cfg.recipe.name, "facesr.steps": str(step), "facesr.git": revision}
         meta["facesr.totals"] = json.dumps(
-            _totals(cfg, step=step, images=images, wall_s=elapsed_before + wall, device=device),
+            run_totals(prior, step=step, images=images, wall_s=elapsed_before + wall, device=device),
             sort_keys=True,
         )
         recipe.export(ema.module, run_dir, meta)

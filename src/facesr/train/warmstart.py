@@ -137,3 +137,14 @@ def prior_totals(cfg: TrainConfig) -> dict[str, float]:
         return {k: float(v) for k, v in json.loads(meta.get("facesr.totals", "{}")).items()}
     except (ValueError, TypeError, AttributeError):
         return {}
+
+
+def checkpoint_prior_totals(state: dict, cfg: TrainConfig) -> dict[str, float]:
+    """The prior totals a checkpoint recorded when its run started (``prior_totals`` then), or, for a
+    checkpoint written before that key existed, :func:`prior_totals` read now.
+
+    Why recorded: ``model.init_from`` is often the shipped file, and the run's own export may replace it
+    before a resume or an export from a checkpoint; reading it again then counts the run twice.
+    """
+    prior = state.get("prior_totals")
+    return dict(prior) if prior is not None else prior_totals(cfg)
