@@ -54,6 +54,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
+    from facesr.geometry import face_boxes
     from facesr.io import read_image
     from facesr.paths import data_root
     from facesr.restoration import mask
@@ -90,7 +91,7 @@ def main() -> None:
     with torch.inference_mode():
         nm = mask.noise_map(model, lr)
         denoised = model.net.denoiser(lr)[1].float()
-    (ly0, ly1, lx0, lx1), (uy0, uy1, ux0, ux1) = mask._boxes(lr.shape[-1])
+    (ly0, ly1, lx0, lx1), (uy0, uy1, ux0, ux1) = face_boxes(lr.shape[-1])
     change = (denoised - lr).pow(2).mean(1)
     e = nm.pow(2).mean(1)
     variants = {

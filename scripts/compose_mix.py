@@ -54,8 +54,8 @@ def read_part(path: Path, arch: str, scale: int) -> tuple[dict, dict, dict]:
 
 GATE_NOTE = """
 * The x2 composite's face-level gate (the mask detector's lower-face score, 8-bit levels squared) lets
-  the x4 part in only on faces that score above the gate's low end, all of it from the high end: two
-  unmasked real faces the x4 denoiser repainted scored 587 and 683, most real masks above 1,000
+  the x4 part in only on faces that score above the gate's low end, all of it from the high end: three
+  unmasked real faces the x4 denoiser repainted scored 474-683, most real masks above 1,000
   (docs/jdsr-fast.md, "Session 9")."""
 
 

@@ -94,9 +94,9 @@ class FastSRModule(nn.Module):
 
 #: Face-level gate (:func:`face_gate` of :func:`lower_face_score`, 8-bit levels squared, on a 32 px face):
 #: the denoiser's change is used not at all up to GATE_LOW and fully from GATE_HIGH. Chosen on real photos
-#: (docs/jdsr-fast.md, "Session 9"): above the two unmasked faces the session-8 x4 denoiser repainted
-#: (scores 587, 683), below most real masks (above 1,000). Used by the x2 composite and, where a file's
-#: args set it, by ``jdsr_fast`` itself.
+#: (docs/jdsr-fast.md, "Session 9"): above the three unmasked faces the session-8 x4 denoiser repainted
+#: in the x2 composite (scores 474, 587, 683), below most real masks (above 1,000). Used by the x2
+#: composite and, where a file's args set it, by ``jdsr_fast`` itself.
 GATE_LOW, GATE_HIGH = 750.0, 1100.0
 
 

@@ -24,7 +24,7 @@ gets a map near zero, so it comes out as the x2 model's output.
 over the lower-face box, 8-bit levels squared, :func:`lower_face_score`) mapped to [0, 1] between
 ``gate_low`` and ``gate_high``. Why: on real unmasked photos the x4 denoiser sometimes repaints a small
 region (a dark moustache, a laughing cheek beside a green background), which the per-pixel map alone
-would paste into an otherwise untouched x2 face; those faces score 587-683, real masks mostly above
+would paste into an otherwise untouched x2 face; those faces score 474-683, real masks mostly above
 1,000 (docs/jdsr-fast.md, "Session 9"). Both parts are ordinary ``jdsr_fast``
 state dicts under ``x4.`` and ``x2.``, so the file is built from two trained files
 (``scripts/compose_mix.py x2``) and can be taken apart again.
@@ -99,8 +99,9 @@ def _check_thresholds(low: float, high: float) -> None:
 class JDSRFastX2Mix(nn.Module):
     """64 px face -> 128: ``x2`` part everywhere, the ``x4`` part (on the face halved) where a mask is.
 
-    ``forward(lr01)`` returns ``sr`` (the blend), ``blend`` (the map, 128 px), ``sr_x2``, ``sr_x4`` and
-    ``denoised`` (the x4 denoiser's 32 px output), so that the parts can be looked at one by one.
+    ``forward(lr01)`` returns ``sr`` (the blend), ``blend`` (the map, 128 px, gate included), ``gate`` (one
+    value per face), ``sr_x2``, ``sr_x4`` and ``denoised`` (the x4 denoiser's 32 px output), so that the
+    parts can be looked at one by one.
     """
 
     def __init__(
