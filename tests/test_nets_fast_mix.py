@@ -170,3 +170,27 @@ def test_compose_script_builds_a_loadable_file_from_two_parts(tmp_path: Path, ki
     swapped = [sys.executable, script, kind, "--base", str(masker), "--masker", str(base), "-o", str(out)]
     refused = subprocess.run(swapped, capture_output=True, text=True, timeout=300)
     assert refused.returncode != 0 and "not a jdsr_fast" in refused.stderr
+
+
+def test_compose_drops_the_maskers_own_gate(tmp_path: Path) -> None:
+    """A gated x4 file (the shipped one since session 9) composes into an x2 mix whose x4 part is ungated:
+    the mix gates once, on the raw denoiser change, with its own thresholds."""
+    from facesr.zoo import load_model
+
+    gated = {"size": "fast", "scale": 4, "gate_low": 750.0, "gate_high": 1100.0}
+    masker = _part(tmp_path, "jdsr_fast", gated)
+    base = _part(tmp_path, "jdsr_fast", {"size": "fast", "scale": 2})
+    out = tmp_path / "mix"
+    cmd = [
+        sys.executable,
+        str(ROOT / "scripts/compose_mix.py"),
+        "x2",
+        "--base",
+        str(base),
+        "--masker",
+        str(masker),
+    ]
+    subprocess.run([*cmd, "--gate-low", "500", "--gate-high", "900", "-o", str(out)], check=True, timeout=300)
+    net = load_model(out / "weights.safetensors").net
+    assert net.x4.gate is None and (net.gate_low, net.gate_high) == (500.0, 900.0)
+    assert load_model(masker).net.gate == (750.0, 1100.0)
